@@ -1,0 +1,1 @@
+"""ctlog-bench: benchmark harness comparing Trillian (CTFE) and TesseraCT CT logs."""
