@@ -13,11 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-# No shared pytest config puts the repo root on sys.path yet (a `pythonpath = .` in pytest config
-# would make this unnecessary).
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
 
 from scripts import costs as c  # noqa: E402
 from scripts import paths  # noqa: E402
