@@ -1,0 +1,44 @@
+"""Stop everything this project started, by pid (checked against the recorded start time), never by name.
+
+Keeps results and logs; safe to run twice or after a crash. If something cannot be stopped the state
+file is kept, marked `cleanup_failed`, and the command exits 1 naming what is still running.
+"""
+from __future__ import annotations
+
+import argparse
+
+from scripts import proc, state
+from scripts.errors import RunFailed, cli_entry
+
+
+def down(*, log=print) -> dict:
+    st = state.load(required=False)
+    if st is None:
+        log("down: nothing is deployed")
+        return {"stopped": [], "left": []}
+    if st["target"] != "local":
+        raise RunFailed(f"down: the deployment is on target {st['target']!r}: run `inv down --target {st['target']}`")
+    stopped, left = [], []
+    for name, rec in reversed(list(st["components"].items())):
+        if proc.stop(rec):
+            stopped.append(name)
+        if proc.alive(rec):
+            left.append(name)
+    if left:
+        st["cleanup_failed"] = left
+        state.save(st)
+        raise RunFailed(f"cleanup failed: still running: {', '.join(left)} (state kept in {state.state_file()})")
+    state.remove()
+    log(f"down: stopped {', '.join(stopped) if stopped else 'nothing (all had already exited)'}")
+    return {"stopped": stopped, "left": left}
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m scripts.down", description=__doc__.splitlines()[0]).parse_args(argv)
+    down()
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The one door for subprocesses: every external program the harness runs goes through here.
+
+* `run` — a command to completion, with a timeout, raise-on-failure and the exact command logged
+  (secrets masked).
+* `spawn` — a long-running component in its own session (process group), output to its log file;
+  returns a record (pid + process start time) that is saved in the state file.
+* `alive` / `stop` — by pid, checked against the recorded start time so a recycled pid is never
+  signalled; never by process name.
+* `wait_for` — poll a condition until a deadline, failing early when a watched process exits.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import psutil
+
+from scripts.errors import RunFailed
+
+log = logging.getLogger("ctbench.proc")
+MASK = "****"
+
+
+def _masked(cmd: Iterable[str], secrets: Iterable[str]) -> str:
+    text = shlex.join([str(c) for c in cmd])
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def run(cmd: list[str], *, timeout: float, env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
+        check: bool = True, input: str | None = None, secrets: Iterable[str] = ()) -> subprocess.CompletedProcess[str]:
+    """Run to completion. RunFailed (one line, stderr tail) on timeout, a missing program, or non-zero exit."""
+    secrets = list(secrets)
+    shown = _masked(cmd, secrets)
+    log.info("run: %s", shown)
+    full_env = None if env is None else {**os.environ, **env}
+    try:
+        proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                              env=full_env, cwd=cwd, input=input, start_new_session=True)
+    except FileNotFoundError:
+        raise RunFailed(f"program not found: {cmd[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise RunFailed(f"timed out after {timeout:g}s: {shown}") from None
+    if check and proc.returncode != 0:
+        tail = _masked([" ".join((proc.stderr or proc.stdout or "").strip().splitlines()[-3:])], secrets)
+        raise RunFailed(f"exit {proc.returncode} from {Path(str(cmd[0])).name}: {tail.strip(chr(39))}")
+    return proc
+
+
+def spawn(name: str, cmd: list[str], *, log_path: Path, env: Mapping[str, str] | None = None,
+          cwd: str | Path | None = None, secrets: Iterable[str] = ()) -> dict:
+    """Start a component in its own process group; stdout+stderr appended to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    shown = _masked(cmd, secrets)
+    log.info("spawn %s: %s", name, shown)
+    full_env = {**os.environ, **(env or {})}
+    with open(log_path, "ab") as out:
+        out.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} start: {shown}\n".encode())
+        out.flush()
+        try:
+            child = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=full_env, cwd=cwd, start_new_session=True)
+        except FileNotFoundError:
+            raise RunFailed(f"{name}: program not found: {cmd[0]}") from None
+    try:
+        started = psutil.Process(child.pid).create_time()
+    except psutil.NoSuchProcess:
+        started = 0.0
+    # Keep the Popen object reachable so the exit status is collected (no zombies) while we live.
+    _CHILDREN[child.pid] = child
+    return {"name": name, "pid": child.pid, "create_time": started, "cmd": shown, "log": str(log_path)}
+
+
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+def _process(rec: Mapping) -> psutil.Process | None:
+    try:
+        proc = psutil.Process(int(rec["pid"]))
+        if rec.get("create_time") and abs(proc.create_time() - float(rec["create_time"])) > 0.05:
+            return None  # the pid was recycled: not ours
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            child = _CHILDREN.get(proc.pid)
+            if child is not None:
+                child.poll()
+            return None
+        return proc
+    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError, TypeError):
+        return None
+
+
+def alive(rec: Mapping) -> bool:
+    return _process(rec) is not None
+
+
+def exit_code(rec: Mapping) -> int | None:
+    """Exit status of a component this process spawned (None if unknown or still running)."""
+    child = _CHILDREN.get(int(rec["pid"]))
+    return None if child is None else child.poll()
+
+
+def stop(rec: Mapping, *, grace: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """Stop a recorded process and its process group; True if something was signalled."""
+    proc = _process(rec)
+    if proc is None:
+        _reap(rec)
+        return False
+    procs = [proc] + _descendants(proc)
+    try:
+        os.killpg(proc.pid, sig)  # spawned with start_new_session: pgid == pid
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+    _gone, still = psutil.wait_procs(procs, timeout=grace)
+    for p in still:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(still, timeout=5)
+    _reap(rec)
+    return True
+
+
+def _reap(rec: Mapping) -> None:
+    child = _CHILDREN.get(int(rec.get("pid", -1)))
+    if child is not None:
+        try:
+            child.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _descendants(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def tree(rec: Mapping) -> list[psutil.Process]:
+    """The recorded process and its descendants (for metrics)."""
+    proc = _process(rec)
+    return [] if proc is None else [proc] + _descendants(proc)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(what: str, condition: Callable[[], object], *, deadline_s: float, interval: float = 0.2,
+             watch: Mapping | None = None) -> object:
+    """Poll `condition` until it returns a truthy value; RunFailed at the deadline or if `watch` exits."""
+    end = time.monotonic() + deadline_s
+    last_error = ""
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - the condition's failure is the diagnosis
+            last_error = " ".join(str(exc).split())[:200]
+        if watch is not None and not alive(watch):
+            code = exit_code(watch)
+            raise RunFailed(f"{watch['name']} exited during start-up"
+                            f"{f' (exit {code})' if code is not None else ''}; log: {watch['log']}"
+                            f"{': ' + log_tail(watch['log'], 1) if watch.get('log') else ''}")
+        if time.monotonic() >= end:
+            raise RunFailed(f"timed out after {deadline_s:g}s waiting for {what}"
+                            f"{f' (last error: {last_error})' if last_error else ''}")
+        time.sleep(interval)
+
+
+def log_tail(path: str | Path, lines: int = 5) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 8192))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
