@@ -126,14 +126,15 @@ class Deployment:
     def _spawn(self, name: str, system: str, cmd: list[str], *, flags: dict | None = None,
                env: dict | None = None, secrets_: tuple[str, ...] = (), ports: dict | None = None) -> dict:
         rec = proc.spawn(name, cmd, log_path=self.log_dir / f"{name}.log", env=env, secrets=secrets_)
-        rec.update({"system": system, "flags": flags or {}, "ports": ports or {}})
+        rec.update({"system": system, "flags": flags or {}, "ports": ports or {},
+                    "seq": len(self.state["components"])})
         self.state["components"][name] = rec
         state.save(self.state)
         return rec
 
     def stop_all(self) -> list[str]:
         left = []
-        for name, rec in reversed(list(self.state["components"].items())):
+        for name, rec in state.stop_order(self.state):
             proc.stop(rec)
             if proc.alive(rec):
                 left.append(name)

@@ -19,7 +19,7 @@ def down(*, log=print) -> dict:
     if st["target"] != "local":
         raise RunFailed(f"down: the deployment is on target {st['target']!r}: run `inv down --target {st['target']}`")
     stopped, left = [], []
-    for name, rec in reversed(list(st["components"].items())):
+    for name, rec in state.stop_order(st):
         if proc.stop(rec):
             stopped.append(name)
         if proc.alive(rec):

@@ -71,5 +71,10 @@ def _check(doc: Any) -> str:
     return ""
 
 
+def stop_order(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Components newest first (the reverse of start order), so clients stop before their servers."""
+    return sorted(doc["components"].items(), key=lambda item: item[1].get("seq", 0), reverse=True)
+
+
 def remove(path: Path | None = None) -> None:
     (path or state_file()).unlink(missing_ok=True)
