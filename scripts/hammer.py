@@ -1,0 +1,338 @@
+"""Drive each deployed log with a write load and measure sustained integration (METHOD rules 1, 2, 6).
+
+Systems run one after another. For each: start the load generator, let it warm up, then measure the
+verified signed tree's growth over the window: sustained QPS = (tree size at window end - at window
+start) / elapsed. Counters are read at the window's edges, never reset. The generator must still be
+running at the window's end; every component must be alive throughout; the tree must never shrink or
+fork. After the window the generator is stopped and the tree is watched until it stops growing: what it
+still integrates is the backlog the log had accepted but not integrated.
+
+Generators (`--loadgen`):
+  native  — the upstream hammers, configured for pure writes: ct_hammer for Trillian (add-chain only,
+            no invalid/duplicate chains, several processes, up to 8 chains per operation, rate-limited
+            to the target) and TesseraCT's hammer (writers and max write ops sized to the target, no
+            readers, no duplicates). They are closed-loop tools: the offered rate is a ceiling.
+  uniform — the project's own open-loop generator (scripts.loadgen), identical for both logs.
+"""
+from __future__ import annotations
+
+import base64
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from scripts import config, ctclient, ctverify, metrics, paths, pki, proc, smoke
+from scripts.errors import RunFailed
+
+CT_HAMMER_CHAINS_PER_OP = 8          # --max_parallel_chains: each op adds 1..8 chains, mean 4.5
+CT_HAMMER_QPS_PER_PROCESS = 150      # processes = ceil(qps / this)
+TESSERACT_WRITERS_PER_QPS = 3        # writers wait ~1-2 s for the publication awaiter
+DRAIN_QUIET_S = 4.0                  # tree unchanged this long after the load stops = drained
+DRAIN_DEADLINE_S = 60.0
+WALL_SLACK_S = 120.0                 # wall-clock timeout = warmup + duration + this
+READ_FAILURES_FATAL = 10             # consecutive tree-head read failures that fail the run
+BACKLOG_TOLERANCE = 0.10             # backlog above this share of integrated entries: not sustainable
+STABILITY_BUCKET_S = 5.0
+UNSTABLE_COV = 0.10
+
+
+@dataclass
+class Generator:
+    kind: str
+    description: str
+    procs: dict[str, dict]                       # name -> proc record
+    flags: dict[str, Any]
+    offered_qps: float
+    result_file: Path | None = None
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+
+    def dead(self) -> list[str]:
+        return [n for n, rec in self.procs.items() if not proc.alive(rec)]
+
+    def stop(self) -> None:
+        for name, rec in self.procs.items():
+            code = proc.exit_code(rec)
+            proc.stop(rec, grace=5)
+            self.exit_codes[name] = code  # None = we stopped it (it was still running)
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def ct_hammer_plan(qps: float) -> tuple[int, int]:
+    """(processes, ops/s rate limit per process) so that processes x rate x mean chains/op ~= qps."""
+    processes = max(1, math.ceil(qps / CT_HAMMER_QPS_PER_PROCESS))
+    mean_chains = (1 + CT_HAMMER_CHAINS_PER_OP) / 2
+    return processes, max(1, round(qps / processes / mean_chains))
+
+
+def start_ct_hammer(st: dict, settings: config.Settings, run_dir: Path, budget_s: float) -> Generator:
+    info = st["systems"]["trillian"]
+    processes, rate = ct_hammer_plan(settings.qps)
+    flags = {"log_config": info["log_config"], "ct_http_servers": info["ctfe_host"],
+             "testdata_dir": str(Path(st["pki"]["dir"]) / "ct_hammer"), "banner": "false",
+             "add_chain": "1", "add_pre_chain": "0", "get_sth": "0", "get_sth_consistency": "0",
+             "get_proof_by_hash": "0", "get_entries": "0", "get_roots": "0", "get_entry_and_proof": "0",
+             "invalid_chance": "0", "duplicate_chance": "0", "max_parallel_chains": str(CT_HAMMER_CHAINS_PER_OP),
+             "rate_limit": str(rate), "req_deadline": "10s"}
+    procs = {}
+    for i in range(processes):
+        name = f"ct_hammer_{i}"
+        procs[name] = proc.spawn(name, [str(paths.BIN_DIR / "ct_hammer"), *[f"--{k}={v}" for k, v in flags.items()]],
+                                 log_path=run_dir / "logs" / f"{name}.log")
+    offered = processes * rate * (1 + CT_HAMMER_CHAINS_PER_OP) / 2
+    return Generator("native", f"ct_hammer x{processes} (add-chain only, {rate} ops/s each, 1-8 chains/op)",
+                     procs, {"processes": processes, **flags}, offered)
+
+
+def start_tesseract_hammer(st: dict, settings: config.Settings, run_dir: Path, budget_s: float) -> Generator:
+    info = st["systems"]["tesseract"]
+    hammer_dir = Path(st["pki"]["dir"]) / "tesseract_hammer"
+    pub = base64.b64encode(pki.public_key_der(Path(info["public_key"]))).decode()
+    writers = max(8, math.ceil(settings.qps * TESSERACT_WRITERS_PER_QPS))
+    flags = {"log_url": info["read_url"] + "/", "write_log_url": info["base_url"] + "/", "origin": info["origin"],
+             "log_public_key": pub, "intermediate_ca_cert_path": str(hammer_dir / "intermediate.pem"),
+             "intermediate_ca_key_path": str(hammer_dir / "intermediate.key.pem"),
+             "cert_sign_private_key_path": str(hammer_dir / "leaf_signing.key.pem"),
+             "max_write_ops": str(int(math.ceil(settings.qps))), "num_writers": str(writers),
+             "max_read_ops": "0", "num_readers_random": "0", "num_readers_full": "0", "num_mmd_verifiers": "0",
+             "dup_chance": "0", "show_ui": "false", "max_runtime": f"{int(budget_s)}s",
+             "serial_offset": str(int(time.time() * 1000))}
+    name = "tesseract_hammer"
+    rec = proc.spawn(name, [str(paths.BIN_DIR / "hammer"), *[f"--{k}={v}" for k, v in flags.items()]],
+                     log_path=run_dir / "logs" / f"{name}.log")
+    return Generator("native", f"TesseraCT hammer ({writers} writers, max {flags['max_write_ops']} writes/s, "
+                     "no readers, no duplicates)", {name: rec}, flags, float(flags["max_write_ops"]))
+
+
+STARTERS: dict[tuple[str, str], Callable[..., Generator]] = {
+    ("native", "trillian"): start_ct_hammer,
+    ("native", "tesseract"): start_tesseract_hammer,
+}
+
+
+# --------------------------------------------------------------------------- pure judgement
+
+
+def per_interval_rates(points: list[tuple[float, int]], t0: float, t1: float, bucket: float) -> list[float]:
+    """Integration rate in consecutive `bucket`-second slices of [t0, t1], from (t, size) samples."""
+    rates = []
+    edge = t0
+    while edge + bucket <= t1 + 1e-6:
+        a = _size_at(points, edge)
+        b = _size_at(points, edge + bucket)
+        if a is not None and b is not None:
+            rates.append((b - a) / bucket)
+        edge += bucket
+    return rates
+
+
+def _size_at(points: list[tuple[float, int]], t: float) -> int | None:
+    before = [s for (pt, s) in points if pt <= t]
+    return before[-1] if before else None
+
+
+def stability(rates: list[float]) -> dict[str, Any]:
+    if len(rates) < 2 or statistics.fmean(rates) <= 0:
+        return {"cov": None, "unstable": None, "bucket_s": STABILITY_BUCKET_S, "buckets": len(rates)}
+    cov = statistics.pstdev(rates) / statistics.fmean(rates)
+    return {"cov": round(cov, 4), "unstable": cov > UNSTABLE_COV, "bucket_s": STABILITY_BUCKET_S,
+            "buckets": len(rates)}
+
+
+def judge(obs: dict[str, Any], duration: float) -> tuple[str, str]:
+    """('ok', '') or ('failed', reason) — the guards of METHOD rule 2, in order of diagnosis."""
+    if obs.get("error"):
+        return "failed", obs["error"]
+    if obs.get("dead_components"):
+        return "failed", f"component died during the run: {', '.join(obs['dead_components'])}"
+    if obs.get("generator_exited"):
+        codes = obs.get("generator_exit_codes", {})
+        return "failed", (f"load generator exited before the window ended ("
+                          + ", ".join(f"{n} exit {c}" for n, c in codes.items()) + ")")
+    elapsed = obs.get("window_s") or 0.0
+    if elapsed < duration * config.MIN_WINDOW_FRACTION:
+        return "failed", f"measured window too short: {elapsed:.1f}s of {duration:g}s"
+    entries = obs.get("entries_integrated") or 0
+    if entries < config.MIN_ENTRIES:
+        return "failed", f"only {entries} entries integrated in the window (minimum {config.MIN_ENTRIES})"
+    return "ok", ""
+
+
+# --------------------------------------------------------------------------- the measured run
+
+
+class Progress:
+    """Live integrated QPS: a rich progress bar on a terminal, a line every 10 s otherwise."""
+
+    def __init__(self, system: str, total_s: float, enabled: bool = True):
+        self.system, self.total = system, total_s
+        self.enabled = enabled
+        self.tty = sys.stdout.isatty()
+        self.last_line = 0.0
+        self.bar = None
+        if enabled and self.tty:
+            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                                    transient=True)
+            self.task = self.bar.add_task(system, total=total_s)
+            self.bar.start()
+
+    def update(self, phase: str, elapsed: float, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=min(elapsed, self.total), description=f"{self.system} {phase}: {text}")
+        elif time.monotonic() - self.last_line >= 10:
+            self.last_line = time.monotonic()
+            print(f"  {self.system} {phase} {elapsed:5.0f}/{self.total:.0f}s  {text}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, progress: bool = True,
+            log=print) -> dict[str, Any]:
+    """Run the load against one system and return its observations (judged, not yet costed)."""
+    info = st["systems"][system]
+    components = {n: st["components"][n] for n in info["components"]}
+    reader = ctclient.TreeReader(system, info, timeout=3.0)
+    budget = settings.warmup + settings.duration + WALL_SLACK_S
+    obs: dict[str, Any] = {"system": system, "offered_qps": settings.qps, "duration_s": settings.duration,
+                           "warmup_s": settings.warmup, "tree": []}
+    sampler = metrics.Sampler(dict(components)).start()
+    gen: Generator | None = None
+    bar = Progress(system, settings.warmup + settings.duration, enabled=progress)
+    t_start = time.monotonic()
+    try:
+        obs["start_tree_size"] = reader.read().size
+        starter = STARTERS.get((settings.loadgen, system))
+        if starter is None:
+            raise RunFailed(f"no {settings.loadgen} load generator for {system}")
+        gen = starter(st, settings, run_dir, budget)
+        for name, rec in gen.procs.items():
+            sampler.add(name, rec)
+        obs["generator"] = {"kind": gen.kind, "description": gen.description, "flags": gen.flags,
+                            "offered_qps": round(gen.offered_qps, 2)}
+        t_start = time.monotonic()
+        t0, t1 = t_start + settings.warmup, t_start + settings.warmup + settings.duration
+        head0 = head1 = None
+        failures = 0
+        while True:
+            now = time.monotonic()
+            if now - t_start > budget:
+                raise RunFailed(f"timed out after {budget:.0f}s")
+            try:
+                head = reader.read()
+                failures = 0
+                obs["tree"].append((round(now, 3), head.size))
+            except ctverify.VerifyError as exc:
+                raise RunFailed(f"signed tree failed verification: {exc}") from None
+            except (requests.RequestException, RunFailed) as exc:
+                failures += 1
+                if failures >= READ_FAILURES_FATAL:
+                    raise RunFailed(f"cannot read {system}'s signed tree head for {failures} s: "
+                                    f"{' '.join(str(exc).split())[:160]}") from None
+                head = None
+            dead = [n for n, rec in components.items() if not proc.alive(rec)]
+            if dead:
+                obs["dead_components"] = dead
+                break
+            if gen.dead():
+                obs["generator_exited"] = True
+                obs["generator_exit_codes"] = {n: proc.exit_code(gen.procs[n]) for n in gen.dead()}
+                break
+            if head is not None and head0 is None and now >= t0:
+                head0, obs["window_start"] = head, now
+            if head is not None and head0 is not None and now >= t1:
+                head1, obs["window_end"] = head, now
+                break
+            if head0 is not None and head is not None:
+                rate = (head.size - head0.size) / max(now - obs["window_start"], 1e-9)
+                bar.update("window", now - t_start, f"{head.size - head0.size} integrated, {rate:.0f}/s")
+            else:
+                bar.update("warmup", now - t_start, f"tree {head.size if head else '?'}")
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
+        if head0 is not None and head1 is not None:
+            obs["window_s"] = round(obs["window_end"] - obs["window_start"], 3)
+            obs["tree_size_window_start"], obs["tree_size_window_end"] = head0.size, head1.size
+            obs["entries_integrated"] = head1.size - head0.size
+    except RunFailed as exc:
+        obs["error"] = str(exc)
+    finally:
+        bar.close()
+        if gen is not None:
+            gen.stop()
+            obs["generator_exit_codes"] = obs.get("generator_exit_codes") or gen.exit_codes
+        sampler.stop()
+    obs["final_tree_size"] = _drain(reader, obs)
+    if "tree_size_window_end" in obs and obs["final_tree_size"] is not None:
+        obs["backlog_at_window_end"] = obs["final_tree_size"] - obs["tree_size_window_end"]
+    obs["samples"] = sampler.export()
+    status, reason = judge(obs, settings.duration)
+    obs["status"], obs["reason"] = status, reason
+    if status == "ok":
+        obs["qps"] = round(obs["entries_integrated"] / obs["window_s"], 2)
+        rates = per_interval_rates(obs["tree"], obs["window_start"], obs["window_end"], STABILITY_BUCKET_S)
+        obs["stability"] = stability(rates)
+        backlog = obs.get("backlog_at_window_end") or 0
+        obs["sustainable"] = backlog <= max(config.MIN_ENTRIES, BACKLOG_TOLERANCE * obs["entries_integrated"])
+        obs["resources"] = metrics.analyse(obs["samples"], list(components), list(gen.procs) if gen else [],
+                                           obs["window_start"], obs["window_end"])
+        obs["limited_by"] = limited_by(obs)
+    else:
+        obs["qps"] = None
+    return obs
+
+
+def limited_by(obs: dict[str, Any]) -> str:
+    labels = obs.get("resources", {}).get("labels", [])
+    if "client-bound" in labels:
+        return "load generator (client-bound)"
+    offered = obs.get("generator", {}).get("offered_qps") or obs["offered_qps"]
+    if obs.get("qps") and obs["qps"] >= 0.95 * offered:
+        return "offered rate (the log kept up; its capacity is at least this)"
+    if not obs.get("sustainable", True):
+        return "log (backlog grew: not sustainable)"
+    return "log"
+
+
+def _drain(reader: ctclient.TreeReader, obs: dict[str, Any]) -> int | None:
+    """Watch the tree after the load stopped until it is quiet; return its final size (None if unreadable)."""
+    end = time.monotonic() + DRAIN_DEADLINE_S
+    last_size, quiet_since = None, time.monotonic()
+    while time.monotonic() < end:
+        try:
+            size = reader.read().size
+        except (requests.RequestException, RunFailed):
+            return last_size
+        if size != last_size:
+            last_size, quiet_since = size, time.monotonic()
+        elif time.monotonic() - quiet_since >= DRAIN_QUIET_S:
+            break
+        time.sleep(0.5)
+    return last_size
+
+
+def hammer(st: dict, settings: config.Settings, run_dir: Path, *, log=print, progress: bool = True) -> dict[str, dict]:
+    """Measure each requested system, one after another; a failure of one does not stop the other."""
+    systems = smoke.systems_to_check(st, settings.systems)
+    out = {}
+    for system in systems:
+        log(f"hammer {system}: {settings.loadgen} load at {settings.qps:g}/s, warmup {settings.warmup:g}s, "
+            f"window {settings.duration:g}s")
+        out[system] = measure(st, system, settings, run_dir, progress=progress, log=log)
+        res = out[system]
+        if res["status"] == "ok":
+            log(f"hammer {system}: {res['qps']:.1f} entries/s integrated ({res['entries_integrated']} in "
+                f"{res['window_s']:.1f}s); limited by {res['limited_by']}")
+        else:
+            log(f"hammer {system}: FAILED — {res['reason']}")
+    return out
