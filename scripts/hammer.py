@@ -120,22 +120,39 @@ STARTERS: dict[tuple[str, str], Callable[..., Generator]] = {
 # --------------------------------------------------------------------------- pure judgement
 
 
-def per_interval_rates(points: list[tuple[float, int]], t0: float, t1: float, bucket: float) -> list[float]:
-    """Integration rate in consecutive `bucket`-second slices of [t0, t1], from (t, size) samples."""
+def per_interval_rates(points: list[tuple[float, int, int]], t0: float, t1: float, bucket: float) -> list[float]:
+    """Integration rate in consecutive `bucket`-second slices of the window [t0, t1] (local clock).
+
+    `points` are (local time, tree size, log timestamp ms) reads. Sizes between distinct signed heads are
+    interpolated on the log's own timestamps, so TesseraCT's 1.5 s checkpoint steps do not show up as
+    instability; the log timestamps are mapped to the local clock through the first head in the window.
+    """
+    heads: dict[int, tuple[float, int]] = {}
+    for local_t, size, ts_ms in points:
+        heads.setdefault(size, (ts_ms / 1000.0, size))
+    series = sorted(heads.values())
+    inside = [p for p in points if p[0] >= t0]
+    if len(series) < 2 or not inside:
+        return []
+    offset = inside[0][0] - inside[0][2] / 1000.0  # local - log clock
     rates = []
     edge = t0
     while edge + bucket <= t1 + 1e-6:
-        a = _size_at(points, edge)
-        b = _size_at(points, edge + bucket)
-        if a is not None and b is not None:
-            rates.append((b - a) / bucket)
+        a = _size_at(series, edge - offset)
+        b = _size_at(series, edge + bucket - offset)
+        rates.append((b - a) / bucket)
         edge += bucket
     return rates
 
 
-def _size_at(points: list[tuple[float, int]], t: float) -> int | None:
-    before = [s for (pt, s) in points if pt <= t]
-    return before[-1] if before else None
+def _size_at(series: list[tuple[float, int]], t: float) -> float:
+    """Tree size at log time t, linearly interpolated between signed heads (clamped at the ends)."""
+    if t <= series[0][0]:
+        return float(series[0][1])
+    for (ta, sa), (tb, sb) in zip(series, series[1:]):
+        if ta <= t <= tb:
+            return sa + (sb - sa) * ((t - ta) / (tb - ta) if tb > ta else 1.0)
+    return float(series[-1][1])
 
 
 def stability(rates: list[float]) -> dict[str, Any]:
@@ -232,7 +249,7 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
             try:
                 head = reader.read()
                 failures = 0
-                obs["tree"].append((round(now, 3), head.size))
+                obs["tree"].append((round(now, 3), head.size, head.timestamp_ms))
             except ctverify.VerifyError as exc:
                 raise RunFailed(f"signed tree failed verification: {exc}") from None
             except (requests.RequestException, RunFailed) as exc:

@@ -223,7 +223,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for system, res in doc["systems"].items():
+    order = [n for n in doc["settings"]["systems"] if n in doc["systems"]]
+    for system, res in ((n, doc["systems"][n]) for n in order + sorted(set(doc["systems"]) - set(order))):
         if res["status"] != "ok":
             rows.append([system, f"{res['status']}: {res.get('reason', '')}"[:90], "—", "—", "—", "—", "—", "—"])
             continue

@@ -1,0 +1,258 @@
+"""CT log benchmark: Trillian vs TesseraCT — invoke tasks.
+
+Each task is a thin wrapper around one module in scripts/ (which also runs alone as `python -m
+scripts.<name>`). Defaults live in scripts/config.py and are exposed here as the `bench` config
+namespace, so invoke.yaml (`bench: {qps: 500}`), INVOKE_BENCH_QPS=500 and --qps 500 all work, in
+that order of precedence. Exit codes: 0 ok, 1 a run or system failed, 2 bad input, 130 interrupted.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+
+from invoke import Collection, Exit, task
+from invoke.exceptions import ParseError
+from invoke.parser import Parser
+
+from scripts import config
+from scripts.errors import EXIT_BAD_INPUT, HarnessError, Interrupted, one_line
+
+# Bad usage (unknown flag, missing value) is exit 2, like every other bad input.
+_parse_argv = Parser.parse_argv
+
+
+def _parse_argv_exit2(self, argv):
+    try:
+        return _parse_argv(self, argv)
+    except ParseError as exc:
+        raise Exit(f"error: {one_line(exc)}", code=EXIT_BAD_INPUT) from None
+
+
+Parser.parse_argv = _parse_argv_exit2  # type: ignore[method-assign]
+
+HELP = {
+    "target": "where to run: local (default), gke or ssh",
+    "systems": "comma-separated systems: trillian,tesseract (default both)",
+    "tier": "cost/size tier from costs.json: small, medium or large",
+    "qps": "offered write rate per system, entries/s",
+    "duration": "measured window, seconds (warmup not included)",
+    "warmup": "seconds of load before the window starts (not measured)",
+    "loadgen": "native (upstream hammers) or uniform (the project's own open-loop generator)",
+    "max_in_flight": "uniform generator: cap on outstanding requests",
+    "repeats": "repeat the measurement N times (median and spread reported)",
+    "host": "ssh target: user@host to deploy on",
+    "loadgen_host": "ssh target: user@host that runs the load generator (default: this machine)",
+    "project": "gke target: Google Cloud project id (default: $GOOGLE_CLOUD_PROJECT)",
+    "region": "gke target: region",
+    "dry_run": "print what would be done, change nothing",
+    "results": "results JSON or run directory (default: results/latest)",
+}
+
+
+def _settings(c, **flags) -> config.Settings:
+    return config.settings(dict(c.config.get("bench", {})), **flags)
+
+
+def _sigterm(_signum, _frame):
+    raise Interrupted("terminated (SIGTERM)")
+
+
+def harness(fn):
+    """Turn HarnessError into one line + exit code; SIGINT/SIGTERM into exit 130 after cleanup."""
+
+    @functools.wraps(fn)
+    def wrapper(c, *args, **kwargs):
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        previous = signal.signal(signal.SIGTERM, _sigterm)
+        try:
+            return fn(c, *args, **kwargs)
+        except HarnessError as exc:
+            raise Exit(f"error: {one_line(exc)}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("error: interrupted; everything this step started was stopped", code=130) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            sys.stdout.flush()
+
+    return wrapper
+
+
+def step(name: str | None = None):
+    """@task with help for every flag (from HELP) and the harness's error/interrupt handling."""
+
+    def decorate(fn):
+        import inspect
+        params = [p for p in inspect.signature(fn).parameters if p != "c"]
+        wrapped = harness(fn)
+        return task(name=name, help={p: HELP[p] for p in params})(wrapped) if name else \
+            task(help={p: HELP[p] for p in params})(wrapped)
+
+    return decorate
+
+
+def _dispatch(settings: config.Settings):
+    if settings.target == "gke":
+        from scripts import gke
+        return gke
+    if settings.target == "ssh":
+        from scripts import remote
+        return remote
+    return None
+
+
+def _opts(settings: config.Settings) -> dict:
+    """The plain dict the gke/ssh modules take."""
+    from scripts import paths
+    d = settings.as_dict()
+    d["tiers"] = [settings.tier]
+    d["run_dir"] = paths.RESULTS_DIR
+    return d
+
+
+@step()
+def bootstrap(c, target=None, dry_run=False):
+    """Build the pinned upstream binaries, make sure MariaDB exists, generate the test PKI (idempotent)."""
+    s = _settings(c, target=target, dry_run=dry_run)
+    module = _dispatch(s)
+    if module is not None:
+        module.bootstrap(_opts(s))
+        return
+    from scripts import bootstrap as mod
+    summary = mod.bootstrap()
+    for name, what in summary["tools"].items():
+        print(f"tools/{name}: {what}")
+    print(f"bootstrap: go {summary['go']}, mariadb {summary['mariadb']}, PKI "
+          f"{'generated' if summary['pki_regenerated'] else 'kept'} in {summary['pki']} ({summary['seconds']}s)")
+
+
+@step()
+def deploy(c, target=None, systems=None, tier=None, project=None, region=None, host=None, dry_run=False):
+    """Start both logs (local: MariaDB, Trillian, CTFE, TesseraCT on 127.0.0.1) and record their state."""
+    s = _settings(c, target=target, systems=systems, tier=tier, project=project, region=region, host=host,
+                  dry_run=dry_run)
+    module = _dispatch(s)
+    if module is not None:
+        module.deploy(_opts(s))
+        return
+    from scripts import deploy as mod
+    st = mod.deploy(s)
+    print("\n".join(mod.describe(st)))
+    print(f"deploy: up in {st['deploy_seconds']}s")
+
+
+@step()
+def smoke(c, target=None, systems=None, project=None, host=None):
+    """Submit unique chains to each deployed log; require verified SCTs and signed-tree growth."""
+    s = _settings(c, target=target, systems=systems, project=project, host=host)
+    module = _dispatch(s)
+    if module is not None:
+        module.smoke(_opts(s))
+        return
+    from scripts import smoke as mod
+    mod.smoke(s.systems if systems else None)
+
+
+@step()
+def hammer(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
+           max_in_flight=None, repeats=None, project=None, host=None):
+    """Load each deployed log in turn and measure integrated QPS (writes results/<run-id>/)."""
+    s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
+                  loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host)
+    module = _dispatch(s)
+    if module is not None:
+        module.bench(_opts(s))
+        return
+    from scripts import bench as mod
+    doc = mod.hammer_phase(s)
+    c.config["_last_run"] = doc["run_id"]
+    _fail_if_failed(doc)
+
+
+@step()
+def metrics(c, results=None, target=None, project=None):
+    """Add per-component CPU/memory, generator load and costs to the latest run; print the summary."""
+    s = _settings(c, target=target, project=project)
+    module = _dispatch(s)
+    if module is not None:
+        module.metrics(_opts(s))
+        return
+    from scripts import bench as mod, results as res
+    doc = mod.metrics_phase(res.load(results))
+    _fail_if_failed(doc)
+
+
+def _fail_if_failed(doc) -> None:
+    from scripts import bench as mod
+    mod.check_status(doc)
+
+
+@step()
+def bench(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
+          max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None):
+    """smoke -> hammer -> metrics: one measured run per system, results in results/<run-id>/."""
+    s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
+                  loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
+                  loadgen_host=loadgen_host)
+    module = _dispatch(s)
+    if module is not None:
+        module.bench(_opts(s))
+        return
+    from scripts import bench as mod
+    doc = mod.bench(s)
+    _fail_if_failed(doc)
+
+
+@step(name="update-readme")
+def update_readme(c, results=None):
+    """Render the results table into README.md between its BENCHMARK-RESULTS markers."""
+    from scripts import results as res, update_readme as mod
+    print(f"README updated: {mod.update_readme(res.load(results))}")
+
+
+@step()
+def report(c, results=None):
+    """update-readme plus the pull-request body (results/<run-id>/pr_body.md), from the results JSON."""
+    from scripts import update_readme as mod
+    mod.report(results_path=results)
+
+
+@step()
+def down(c, target=None, project=None, host=None, dry_run=False):
+    """Stop everything this project started (by pid); keeps results and logs; safe to repeat."""
+    s = _settings(c, target=target, project=project, host=host, dry_run=dry_run)
+    module = _dispatch(s)
+    if module is not None:
+        module.down(_opts(s))
+        return
+    from scripts import down as mod
+    mod.down()
+
+
+@step()
+def ci(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
+       max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None, dry_run=False):
+    """deploy -> bench -> report, with down always run; non-zero exit when any system failed."""
+    s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
+                  loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
+                  loadgen_host=loadgen_host, dry_run=dry_run)
+    module = _dispatch(s)
+    if module is not None and hasattr(module, "ci"):
+        module.ci(_opts(s))
+        return
+    from scripts import bench as bench_mod, deploy as deploy_mod, down as down_mod, update_readme as report_mod
+    doc = None
+    try:
+        st = deploy_mod.deploy(s)
+        print(f"deploy: up in {st['deploy_seconds']}s")
+        doc = bench_mod.bench(s)
+    finally:
+        # Teardown before publishing, so a rendering error cannot leave processes running.
+        down_mod.down()
+    report_mod.report(doc)
+    _fail_if_failed(doc)
+
+
+ns = Collection(bootstrap, deploy, smoke, hammer, metrics, bench, update_readme, report, down, ci)
+ns.configure({"bench": dict(config.DEFAULTS)})
