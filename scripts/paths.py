@@ -9,7 +9,6 @@ TOOLS_DIR = REPO / "tools"            # Go tool modules: the upstream pins live 
 TEMPLATES_DIR = REPO / "templates"
 SCHEMAS_DIR = REPO / "schemas"
 COSTS_FILE = REPO / "costs.json"
-README = REPO / "README.md"
 
 
 def _dir_from_env(var: str, default: Path) -> Path:
@@ -22,3 +21,4 @@ BIN_DIR = _dir_from_env("CTB_BIN_DIR", REPO / "bin")
 STATE_DIR = _dir_from_env("CTB_STATE_DIR", REPO / ".state")
 RESULTS_DIR = _dir_from_env("CTB_RESULTS_DIR", REPO / "results")
 PKI_DIR = _dir_from_env("CTB_PKI_DIR", STATE_DIR / "pki")
+README = Path(os.environ["CTB_README"]).resolve() if os.environ.get("CTB_README") else REPO / "README.md"
