@@ -350,6 +350,9 @@ def test_recorded_add_chain(system):
     assert ctverify.verify_sct(rec["add_chain"], chain, key) == rec["add_chain"]["timestamp"]
     with pytest.raises(VerifyError):
         ctverify.verify_sct(flip_signature_byte(rec["add_chain"]), chain, key)
+    # static-ct-api SCTs carry the leaf index; RFC 6962 (CTFE) SCTs carry no extensions.
+    index = ctverify.sct_leaf_index(rec["add_chain"])
+    assert (index is not None) == (system == "tesseract")
 
 
 def test_recorded_trillian_sth():

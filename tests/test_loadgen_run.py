@@ -46,6 +46,8 @@ def serve(handler):
         state["port"] = site._server.sockets[0].getsockname()[1]
         ready.set()
         loop.run_forever()
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
         loop.run_until_complete(runner.cleanup())
         loop.close()
 
