@@ -8,6 +8,7 @@ An interrupt marks the run `interrupted` and keeps what was measured.
 from __future__ import annotations
 
 import argparse
+import statistics
 from typing import Any
 
 from scripts import config, hammer, results, smoke, state
@@ -45,7 +46,14 @@ def hammer_phase(settings: config.Settings, *, smoke_results: dict[str, dict] | 
                 continue
             doc["systems"][system] = {"status": "running", "reason": "", "qps": None}
             one = config.Settings(**{**settings.__dict__, "systems": (system,)})
-            obs = hammer.hammer(st, one, results.run_dir(doc), log=log, progress=progress)[system]
+            runs = []
+            for attempt in range(settings.repeats):
+                if settings.repeats > 1:
+                    log(f"{system}: repeat {attempt + 1} of {settings.repeats}")
+                runs.append(hammer.hammer(st, one, results.run_dir(doc), log=log, progress=progress)[system])
+                if runs[-1]["status"] != "ok":
+                    break
+            obs = combine_repeats(runs, settings.repeats)
             entry = results.system_entry(obs)
             if sm is not None:
                 entry["smoke"] = {k: v for k, v in sm.items() if k != "ok"}
@@ -61,6 +69,32 @@ def hammer_phase(settings: config.Settings, *, smoke_results: dict[str, dict] | 
     results.finish(doc)
     results.save(doc, samples=samples)
     return doc
+
+
+def combine_repeats(runs: list[dict[str, Any]], wanted: int) -> dict[str, Any]:
+    """One system's result from its repeats (pure): the median run's figures plus the spread.
+
+    Any failed repeat fails the system (a number that only sometimes holds is not sustained).
+    """
+    if wanted == 1:
+        return runs[0]
+    summary = [{"qps": r.get("qps"), "status": r["status"], "reason": r.get("reason", ""),
+                "entries_integrated": r.get("entries_integrated"), "window_s": r.get("window_s")} for r in runs]
+    failed = [(i, r) for i, r in enumerate(runs) if r["status"] != "ok"]
+    if failed:
+        i, r = failed[0]
+        out = dict(r)
+        out["reason"] = f"repeat {i + 1} of {wanted} failed: {r['reason']}"
+    else:
+        ordered = sorted(runs, key=lambda r: r["qps"])
+        out = dict(ordered[(len(ordered) - 1) // 2])  # the median run (lower median for even counts)
+        rates = [r["qps"] for r in runs]
+        mean = statistics.fmean(rates)
+        out["repeat_stats"] = {"n": len(rates), "median_qps": statistics.median(rates), "min_qps": min(rates),
+                               "max_qps": max(rates),
+                               "cov": round(statistics.pstdev(rates) / mean, 4) if mean > 0 else None}
+    out["repeats"] = summary
+    return out
 
 
 def metrics_phase(doc: dict[str, Any] | None = None, *, log=print) -> dict[str, Any]:

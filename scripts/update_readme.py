@@ -56,6 +56,13 @@ def _items(items: list[dict[str, Any]]) -> list[dict[str, str]]:
             for i in items]
 
 
+def _repeats_text(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return ""
+    cov = "—" if stats.get("cov") is None else f"{stats['cov']:.3f}"
+    return f" (median of {stats['n']}: {stats['min_qps']:.1f}–{stats['max_qps']:.1f}, CoV {cov})"
+
+
 def _system_view(name: str, res: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     cost = res.get("cost") or {}
     prov = cost.get("provisioned") or {}
@@ -77,7 +84,7 @@ def _system_view(name: str, res: dict[str, Any], doc: dict[str, Any]) -> dict[st
     flags += [l for l in resources.get("labels", []) if l not in flags]
     view.update({
         "flags": f" ({', '.join(flags)})" if flags else "",
-        "qps": _num(res["qps"]), "entries": _num(res["entries_integrated"]),
+        "qps": _num(res["qps"]) + _repeats_text(res.get("repeat_stats")), "entries": _num(res["entries_integrated"]),
         "limited_by": _cell(res.get("limited_by", "")),
         "cores": _num(resources["system_cpu_seconds"] / res["window_s"], 2),
         "entries_per_cpu_s": _num(pd.get("entries_per_cpu_second"), 1),
