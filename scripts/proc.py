@@ -44,16 +44,37 @@ def run(cmd: list[str], *, timeout: float, env: Mapping[str, str] | None = None,
     log.info("run: %s", shown)
     full_env = None if env is None else {**os.environ, **env}
     try:
-        proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                              env=full_env, cwd=cwd, input=input, start_new_session=True)
+        child = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 stdin=subprocess.PIPE if input is not None else None, env=full_env, cwd=cwd,
+                                 start_new_session=True)
     except FileNotFoundError:
         raise RunFailed(f"program not found: {cmd[0]}") from None
+    try:
+        stdout, stderr = child.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_group(child)
         raise RunFailed(f"timed out after {timeout:g}s: {shown}") from None
+    except BaseException:  # an interrupt: take the whole process group down with us
+        _kill_group(child)
+        raise
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         tail = _masked([" ".join((proc.stderr or proc.stdout or "").strip().splitlines()[-3:])], secrets)
         raise RunFailed(f"exit {proc.returncode} from {Path(str(cmd[0])).name}: {tail.strip(chr(39))}")
     return proc
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group (it leads one: start_new_session), not only the child:
+    killing just the child would orphan its helpers (e.g. go build's compile processes)."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        child.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        pass
 
 
 def spawn(name: str, cmd: list[str], *, log_path: Path, env: Mapping[str, str] | None = None,
@@ -122,6 +143,7 @@ def stop(rec: Mapping, *, grace: float = 10.0, sig: int = signal.SIGTERM) -> boo
     for p in procs:
         try:
             p.send_signal(sig)
+            p.resume()  # a stalled (SIGSTOPped) process only acts on the signal once continued
         except psutil.Error:
             pass
     _gone, still = psutil.wait_procs(procs, timeout=grace)
