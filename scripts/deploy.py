@@ -27,6 +27,9 @@ from scripts.errors import BadInput, RunFailed, cli_entry
 PREFIX = "bench"                     # CTFE prefix and TesseraCT path prefix
 DB_NAME, DB_USER = "trillian", "ctbench"
 START_DEADLINE_S = 60
+# Where the write/read endpoints (CTFE, TesseraCT, tile server) listen; the SSH target sets the host's
+# own address so a load generator elsewhere can reach them. Everything else stays on loopback.
+BIND_ADDRESS = os.environ.get("CTB_BIND_ADDRESS") or "127.0.0.1"
 
 # Knobs that decide throughput; recorded with every result (upstream.md).
 SIGNER_FLAGS = {"sequencer_interval": "100ms", "batch_size": "1000", "num_sequencers": "10"}
@@ -165,7 +168,9 @@ class Deployment:
                      f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}';\n"
                      f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';\nFLUSH PRIVILEGES;\n")
         proc.run(client, input=setup_sql, timeout=60, secrets=[password])
-        schema = module_dir("trillian", UPSTREAM_MODULES["trillian"]) / "storage/mysql/schema/storage.sql"
+        # A host without Go (SSH target) is given the schema file instead of the module cache.
+        schema = Path(os.environ.get("CTB_TRILLIAN_SCHEMA") or
+                      module_dir("trillian", UPSTREAM_MODULES["trillian"]) / "storage/mysql/schema/storage.sql")
         proc.run([*client, "-D", DB_NAME], input=schema.read_text(), timeout=120)
         db = {"host": "127.0.0.1", "port": port, "socket": str(sock), "user": DB_USER, "password": password,
               "database": DB_NAME, "schema": str(schema)}
@@ -210,18 +215,18 @@ class Deployment:
         with os.fdopen(fd, "w") as fh:
             fh.write(ctfe_config(tree_id, self.pki.roots, self.pki.trillian_key, password, pub_der))
         ctfe_flags = {"log_config": str(cfg_path), "log_rpc_server": f"127.0.0.1:{ports['server_rpc']}",
-                      "http_endpoint": f"127.0.0.1:{ports['ctfe_http']}",
+                      "http_endpoint": f"{BIND_ADDRESS}:{ports['ctfe_http']}",
                       "metrics_endpoint": f"127.0.0.1:{ports['ctfe_metrics']}"}
         ctfe = self._spawn("ct_server", "trillian", [_bin("ct_server"), *_flags(ctfe_flags)], flags=ctfe_flags,
                            ports={"http": ports["ctfe_http"], "metrics": ports["ctfe_metrics"]})
-        base = f"http://127.0.0.1:{ports['ctfe_http']}/{PREFIX}"
+        base = f"http://{BIND_ADDRESS}:{ports['ctfe_http']}/{PREFIX}"
         proc.wait_for("CTFE get-sth", lambda: _http_ok(f"{base}/ct/v1/get-sth"), deadline_s=START_DEADLINE_S,
                       watch=ctfe)
         self.state["systems"]["trillian"] = {
             "api": "rfc6962", "base_url": base, "add_chain_url": f"{base}/ct/v1/add-chain",
             "sth_url": f"{base}/ct/v1/get-sth", "tree_id": tree_id, "prefix": PREFIX,
             "public_key": str(self.pki.trillian_pub), "log_config": str(cfg_path),
-            "ctfe_host": f"127.0.0.1:{ports['ctfe_http']}",
+            "ctfe_host": f"{BIND_ADDRESS}:{ports['ctfe_http']}",
             "signer_metrics": f"http://127.0.0.1:{ports['signer_http']}/metrics",
             "components": ["mariadb", "trillian_log_server", "trillian_log_signer", "ct_server"],
             "knobs": {"signer": dict(SIGNER_FLAGS), "quota_system": "mysql (max_unsequenced_rows default 500000)"},
@@ -237,17 +242,17 @@ class Deployment:
         origin = f"127.0.0.1/{PREFIX}"
         flags = {"storage_dir": str(storage), "origin": origin, "path_prefix": f"/{PREFIX}",
                  "roots_pem_file": str(self.pki.roots), "private_key": str(self.pki.tesseract_key),
-                 "http_endpoint": f"127.0.0.1:{port}", **TESSERACT_FLAGS}
+                 "http_endpoint": f"{BIND_ADDRESS}:{port}", **TESSERACT_FLAGS}
         server = self._spawn("tesseract", "tesseract", [_bin("posix"), *_flags(flags)], flags=flags,
                              env=OTEL_OFF, ports={"http": port})
-        static_flags = {"bind": "127.0.0.1", "directory": str(storage), "port": str(static_port)}
+        static_flags = {"bind": BIND_ADDRESS, "directory": str(storage), "port": str(static_port)}
         static = self._spawn("tesseract_static", "tesseract",
-                             [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(storage),
+                             [sys.executable, "-m", "http.server", "--bind", BIND_ADDRESS, "--directory", str(storage),
                               str(static_port)], flags=static_flags, ports={"http": static_port})
-        base = f"http://127.0.0.1:{port}/{PREFIX}"
+        base = f"http://{BIND_ADDRESS}:{port}/{PREFIX}"
         proc.wait_for("TesseraCT get-roots", lambda: _http_ok(f"{base}/ct/v1/get-roots"),
                       deadline_s=START_DEADLINE_S, watch=server)
-        read_url = f"http://127.0.0.1:{static_port}"
+        read_url = f"http://{BIND_ADDRESS}:{static_port}"
         proc.wait_for("TesseraCT checkpoint served", lambda: (storage / "checkpoint").exists() and _http_ok(f"{read_url}/checkpoint"),
                       deadline_s=START_DEADLINE_S, watch=static)
         self.state["systems"]["tesseract"] = {
