@@ -143,6 +143,13 @@ resource "google_service_account" "system" {
   description  = each.value
 }
 
+# TesseraCT gcp exports its own OpenTelemetry metrics to Cloud Monitoring.
+resource "google_project_iam_member" "tesseract_metrics" {
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = "serviceAccount:${google_service_account.system["tesseract"].email}"
+}
+
 # Workload Identity: Kubernetes service account ctbench/<system> acts as ctbench-<system>@.
 # The workload pool name is fixed by the project, so this binding exists before any cluster.
 resource "google_service_account_iam_member" "workload_identity" {

@@ -1,0 +1,1425 @@
+"""The GKE target: Terraform for the tier, ko images, manifests, in-cluster load, Cloud Monitoring.
+
+Every step that touches the cloud goes through one `Executor`, which either runs it or — with
+`dry_run` — only records it. `plan(opts)` is therefore the real sequence, run against placeholder
+values: the same functions build the same commands in the same order.
+
+Entry points (tasks.py calls them with a plain dict `opts`: tier, tiers, systems, qps, duration,
+warmup, dry_run, project, region, run_dir, and optionally loadgen, zone, state_bucket):
+bootstrap, deploy, smoke, bench -> dict, metrics -> dict, down, ci, plan -> list[dict], print_plan.
+Each raises BadInput before anything is created for an unknown tier, a missing project id or
+missing Google default credentials, and deploy prints the cost estimate first (also in a dry run).
+
+`python -m scripts.gke STEP --dry-run --tier small --project p` prints a step's plan alone.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+from cryptography.hazmat.primitives import serialization
+
+from scripts import costs as costs_mod
+from scripts import paths, proc
+from scripts.errors import BadInput, HarnessError, RunFailed, cli_entry, one_line
+
+# The one door for subprocesses (timeout, raise on failure, exact command logged, secrets masked).
+_run = proc.run
+
+SYSTEMS = ("trillian", "tesseract")
+STEPS = ("bootstrap", "deploy", "smoke", "bench", "metrics", "down", "ci")
+LOADGENS = ("uniform", "native")
+DEFAULT_WINDOW_S = 900          # measured window on gke: 15 minutes
+DEFAULT_WARMUP_S = 60
+NAMESPACE = "ctbench"
+PREFIX = "bench"                # CTFE prefix and TesseraCT path prefix, as on the local target
+ZONE_SUFFIX = "-a"
+TF_DIR = paths.REPO / "terraform"
+K8S_DIR = paths.REPO / "k8s"
+LOADGEN_DOCKERFILE = K8S_DIR / "loadgen.Dockerfile"
+MIN_TERRAFORM = (1, 9, 0)
+
+# Third-party images, resolved to digests at deploy time (crane digest) and recorded.
+BASE_IMAGES = {
+    "ko_base": "cgr.dev/chainguard/static:latest",          # ko's default base: non-root uid 65532
+    "mysql_client": "docker.io/library/mysql:8.4",          # loads Trillian's schema into Cloud SQL
+    "python": "docker.io/library/python:3.11-slim",         # base of the load generator image
+}
+# ko images: tools module -> import paths (the pins are the tools/<module>/go.mod of the local target).
+KO_IMAGES = {
+    "trillian": {"trillian_log_server": "github.com/google/trillian/cmd/trillian_log_server",
+                 "trillian_log_signer": "github.com/google/trillian/cmd/trillian_log_signer",
+                 "createtree": "github.com/google/trillian/cmd/createtree"},
+    "ctgo": {"ct_server": "github.com/google/certificate-transparency-go/trillian/ctfe/ct_server",
+             "ct_hammer": "github.com/google/certificate-transparency-go/trillian/integration/ct_hammer"},
+    "tesseract": {"tesseract_gcp": "github.com/transparency-dev/tesseract/cmd/tesseract/gcp",
+                  "tesseract_hammer": "github.com/transparency-dev/tesseract/internal/hammer"},
+}
+NATIVE_ONLY = {"ct_hammer", "tesseract_hammer"}
+
+# Deadlines (seconds). Waits poll a condition until these, never sleep a fixed time.
+T_TERRAFORM = 90 * 60
+T_KO = 45 * 60
+T_DOCKER = 30 * 60
+T_KUBECTL = 120
+T_ROLLOUT = 15 * 60
+T_JOB_SETUP = 10 * 60
+T_GCLOUD = 300
+JOB_GRACE_S = 300               # a load Job may run this long past warmup + window before it fails
+START_GRACE_S = 600             # image pulls and scheduling before every load pod runs
+MONITORING_LAG_S = 240          # Cloud Monitoring points arrive minutes after the fact
+
+# Rough wall time around the measured windows, for the estimate shown before anything is created.
+SETUP_S = 40 * 60               # terraform apply (Cloud SQL and GKE dominate), images, rollouts
+TEARDOWN_S = 20 * 60
+PER_SYSTEM_OVERHEAD_S = 5 * 60  # load pods starting, drain, results read back
+
+
+# ============================================================================ options
+
+
+@dataclass(frozen=True)
+class Opts:
+    tier: str
+    tiers: tuple[str, ...]
+    systems: tuple[str, ...]
+    qps: float
+    duration: float
+    warmup: float
+    dry_run: bool
+    project: str
+    region: str
+    zone: str
+    run_dir: Path
+    loadgen: str
+    max_in_flight: int
+    state_bucket: str
+
+    def for_tier(self, tier: str) -> "Opts":
+        return replace(self, tier=tier)
+
+
+def _number(opts: dict, key: str, default: float) -> float:
+    value = opts.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"--{key}: expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise BadInput(f"--{key}: {value!r} must be a finite number >= 0")
+    return number
+
+
+def parse_opts(opts: dict[str, Any], costs: dict[str, Any] | None = None) -> Opts:
+    """Validate the plain dict from tasks.py. Pure except for reading GOOGLE_CLOUD_PROJECT."""
+    costs = costs if costs is not None else costs_mod.load_costs()
+    tiers = opts.get("tiers") or [opts.get("tier") or "small"]
+    if isinstance(tiers, str):
+        tiers = [t for t in tiers.split(",") if t.strip()]
+    tiers = tuple(str(t).strip() for t in tiers)
+    for tier in tiers:
+        costs_mod.check_tier(costs, tier)
+    systems = opts.get("systems") or list(SYSTEMS)
+    if isinstance(systems, str):
+        systems = systems.split(",")
+    systems = tuple(s.strip() for s in systems if s.strip())
+    for system in systems:
+        if system not in SYSTEMS:
+            raise BadInput(f"unknown system {system!r} (known: {', '.join(SYSTEMS)})")
+    project = (opts.get("project") or os.environ.get("GOOGLE_CLOUD_PROJECT") or "").strip()
+    if not project:
+        raise BadInput("no Google Cloud project: pass --project or set GOOGLE_CLOUD_PROJECT")
+    if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]|[a-z][a-z0-9-]*", project):
+        raise BadInput(f"--project: {project!r} is not a Google Cloud project id")
+    region = (opts.get("region") or costs.get("region") or "us-central1").strip()
+    loadgen = (opts.get("loadgen") or "uniform").strip()
+    if loadgen not in LOADGENS:
+        raise BadInput(f"--loadgen: unknown value {loadgen!r} (choose from {', '.join(LOADGENS)})")
+    qps = _number(opts, "qps", 200)
+    if qps <= 0:
+        raise BadInput("--qps must be > 0")
+    duration = opts.get("duration")
+    # The local default (config.DEFAULTS, 60 s) is too short for a cloud run: the gke window is 15
+    # minutes unless a duration was given explicitly (None, or the untouched local default, means
+    # not given; opts["duration_explicit"] forces the value).
+    if duration is None or (not opts.get("duration_explicit") and _is_local_default("duration", duration)):
+        duration = DEFAULT_WINDOW_S
+    duration = _number({"duration": duration}, "duration", DEFAULT_WINDOW_S)
+    if duration <= 0:
+        raise BadInput("--duration must be > 0")
+    return Opts(
+        tier=tiers[0], tiers=tiers, systems=systems, qps=qps, duration=duration,
+        warmup=_number(opts, "warmup", DEFAULT_WARMUP_S), dry_run=bool(opts.get("dry_run")),
+        project=project, region=region, zone=(opts.get("zone") or f"{region}{ZONE_SUFFIX}"),
+        run_dir=Path(opts.get("run_dir") or paths.RESULTS_DIR), loadgen=loadgen,
+        max_in_flight=int(_number(opts, "max_in_flight", 1000)),
+        state_bucket=(opts.get("state_bucket") or os.environ.get("CTB_TFSTATE_BUCKET")
+                      or f"{project}-ctbench-tfstate"),
+    )
+
+
+def _is_local_default(key: str, value: Any) -> bool:
+    from scripts import config
+    try:
+        return float(value) == float(config.DEFAULTS[key])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def check_credentials() -> Any:
+    """Google application default credentials, or BadInput saying how to get them."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+    try:
+        credentials, _project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except DefaultCredentialsError as exc:
+        raise BadInput("no Google default credentials: run `gcloud auth application-default login` "
+                       f"(or use Workload Identity Federation in CI) ({one_line(exc)})") from None
+    return credentials
+
+
+def _prepare(opts: dict[str, Any]) -> tuple[Opts, dict[str, Any]]:
+    """Validate everything that can be validated before anything is created."""
+    costs = costs_mod.load_costs()
+    o = parse_opts(opts, costs)
+    if not o.dry_run:
+        check_credentials()
+    return o, costs
+
+
+# ============================================================================ pure: sizing
+
+
+def _gke_reserved_cpu_m(vcpu: int) -> float:
+    """GKE's documented kubelet CPU reservation: 6% of the first core, 1% of the next, 0.5% of the
+    next 2, 0.25% of the rest."""
+    cores = [0.06, 0.01, 0.005, 0.005] + [0.0025] * max(0, vcpu - 4)
+    return 1000 * sum(cores[:vcpu])
+
+
+def _gke_reserved_mem_gib(ram: float) -> float:
+    """GKE's documented memory reservation (25% of the first 4 GiB, 20% of the next 4, 10% of the
+    next 8, 6% of the next 112, 2% above) plus the 100 MiB eviction threshold."""
+    bands = [(4, 0.25), (4, 0.20), (8, 0.10), (112, 0.06), (math.inf, 0.02)]
+    left, reserved = ram, 0.0
+    for size, share in bands:
+        take = min(left, size)
+        reserved += take * share
+        left -= take
+        if left <= 0:
+            break
+    return reserved + 100 / 1024
+
+
+DAEMONSET_CPU_M = 400           # GKE's per-node agents (logging, metrics, Dataplane V2, CSI)
+DAEMONSET_MEM_GIB = 0.75
+KUBE_SYSTEM_CPU_M = 600         # kube-dns, metrics-server, konnectivity: they land on the untainted loadgen pool
+KUBE_SYSTEM_MEM_GIB = 1.0
+
+
+def _usable(costs: dict, pool: dict, *, system_pods: bool) -> tuple[int, float]:
+    shape = costs["machine_types"][pool["machine_type"]]
+    cpu = shape["vcpu"] * 1000 - _gke_reserved_cpu_m(shape["vcpu"]) - DAEMONSET_CPU_M
+    mem = shape["ram_gib"] - _gke_reserved_mem_gib(shape["ram_gib"]) - DAEMONSET_MEM_GIB
+    if system_pods:
+        cpu -= KUBE_SYSTEM_CPU_M
+        mem -= KUBE_SYSTEM_MEM_GIB
+    return int(cpu), mem
+
+
+def _res(cpu_m: float, mem_gib: float, cpu_limit_m: float, replicas: int = 1) -> dict[str, Any]:
+    return {"cpu": f"{int(cpu_m)}m", "memory": f"{int(mem_gib * 1024)}Mi", "cpu_limit": f"{int(cpu_limit_m)}m",
+            "replicas": replicas, "cpu_m": int(cpu_m), "memory_mib": int(mem_gib * 1024)}
+
+
+def workload_resources(costs: dict[str, Any], tier: str) -> dict[str, dict[str, Any]]:
+    """Requests/limits and replicas per workload, derived from the tier's node pools in costs.json.
+
+    Trillian's pool: log server and CTFE scale with the nodes, the signer is one (no etcd); each pod
+    requests 30% of a node, so any placement of 2 log servers + 2 CTFEs + 1 signer on 2 nodes fits.
+    TesseraCT's pool: one replica per node, 90% of the node. Loadgen pool: vCPU/2 pods per node.
+    CPU limits are a whole node (burst), memory limit = request (memory is not compressible).
+    """
+    costs_mod.check_tier(costs, tier)
+    pools = costs["tiers"][tier]["gke"]["node_pools"]
+    out: dict[str, dict[str, Any]] = {}
+
+    t_cpu, t_mem = _usable(costs, pools["trillian"], system_pods=False)
+    t_nodes = pools["trillian"]["nodes"]
+    out["trillian_log_server"] = _res(0.3 * t_cpu, 0.3 * t_mem, t_cpu, replicas=t_nodes)
+    out["ct_server"] = _res(0.3 * t_cpu, 0.3 * t_mem, t_cpu, replicas=t_nodes)
+    out["trillian_log_signer"] = _res(0.3 * t_cpu, 0.3 * t_mem, t_cpu, replicas=1)
+
+    x_cpu, x_mem = _usable(costs, pools["tesseract"], system_pods=False)
+    out["tesseract"] = _res(0.9 * x_cpu, 0.9 * x_mem, x_cpu, replicas=pools["tesseract"]["nodes"])
+
+    l_pool = pools["loadgen"]
+    l_cpu, l_mem = _usable(costs, l_pool, system_pods=True)
+    per_node = max(1, costs["machine_types"][l_pool["machine_type"]]["vcpu"] // 2)
+    pods = per_node * l_pool["nodes"]
+    out["loadgen"] = _res(0.95 * l_cpu / per_node, 0.9 * l_mem / per_node, l_cpu / per_node, replicas=pods)
+    return out
+
+
+def tfvars_text(costs: dict[str, Any], tier: str) -> str:
+    """terraform/tiers/<tier>.tfvars, generated from costs.json (tests check the files match)."""
+    costs_mod.check_tier(costs, tier)
+    spec = costs["tiers"][tier]
+    lines = [
+        f"# Generated from costs.json tiers.{tier} by `python -m scripts.gke tfvars`; do not edit by hand.",
+        f'tier = "{tier}"',
+        "",
+        "node_pools = {",
+    ]
+    for name in ("trillian", "tesseract", "loadgen"):
+        pool = spec["gke"]["node_pools"][name]
+        lines.append(f'  {name:<9} = {{ machine_type = "{pool["machine_type"]}", nodes = {pool["nodes"]}, '
+                     f'disk_gib = {pool["disk_gib"]} }}')
+    lines += [
+        "}",
+        "",
+        f'cloudsql_tier            = "{spec["cloudsql"]["tier"]}"',
+        f'cloudsql_storage_gib     = {spec["cloudsql"]["storage_gib"]}',
+        f'spanner_processing_units = {spec["spanner"]["processing_units"]}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def estimate_seconds(o: Opts) -> float:
+    """Billable wall time assumed for one tier: setup + per system (warmup + window + overhead) + teardown."""
+    return SETUP_S + len(o.systems) * (o.warmup + o.duration + PER_SYSTEM_OVERHEAD_S) + TEARDOWN_S
+
+
+def estimate_text(costs: dict[str, Any], o: Opts) -> str:
+    seconds = estimate_seconds(o)
+    est = costs_mod.estimate(costs, o.tier, seconds)
+    parts = ", ".join(f"{s} {v['usd_per_hour']:.4f} USD/h" for s, v in est["systems"].items())
+    return (f"cost estimate, tier {o.tier}: {est['usd_per_hour']:.4f} USD/h ({parts}) x {est['hours']:.3f} h "
+            f"= {est['usd']:.2f} USD (costs.json revision {costs['revision']}; assumes {SETUP_S // 60} min setup "
+            f"+ {len(o.systems)} x ({o.warmup:g} s warmup + {o.duration:g} s window + "
+            f"{PER_SYSTEM_OVERHEAD_S // 60} min) + {TEARDOWN_S // 60} min teardown)")
+
+
+# ============================================================================ pure: manifests
+
+
+def _jinja() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(K8S_DIR)), undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                              autoescape=False)
+
+
+def placeholder_outputs(project: str, tier: str, region: str = "us-central1") -> dict[str, Any]:
+    """What `terraform output -json` yields, with recognisable placeholders (dry run, offline tests)."""
+    name = f"ctb-{tier}"
+    return {
+        "cluster_name": f"{name}-gke",
+        "cluster_location": f"{region}{ZONE_SUFFIX}",
+        "image_repository": f"{region}-docker.pkg.dev/{project}/{name}-images",
+        "mysql_private_ip": "10.99.0.3",
+        "mysql_server_name": f"placeholder.{region}.sql.goog",
+        "mysql_server_ca_pem": "-----BEGIN CERTIFICATE-----\nPLACEHOLDER\n-----END CERTIFICATE-----\n",
+        "mysql_database": "trillian",
+        "mysql_user": "trillian",
+        "mysql_password": "<terraform output mysql_password>",
+        "cloudsql_instance": f"{name}-mysql",
+        "spanner_instance": f"{name}-spanner",
+        "spanner_db_path": f"projects/{project}/instances/{name}-spanner/databases/tesseract",
+        "spanner_antispam_db_path": f"projects/{project}/instances/{name}-spanner/databases/antispam",
+        "log_bucket": f"{project}-{name}-log",
+        "results_bucket": f"{project}-{name}-results",
+        "tesseract_private_key_secret_version": f"projects/{project}/secrets/{name}-tesseract-signer-private/versions/1",
+        "tesseract_public_key_secret_version": f"projects/{project}/secrets/{name}-tesseract-signer-public/versions/1",
+        "tesseract_public_key_pem": "<terraform output tesseract_public_key_pem>",
+        "ctfe_private_key_pem": "<terraform output ctfe_private_key_pem>",
+        "ctfe_public_key_pem": "<terraform output ctfe_public_key_pem>",
+        "service_accounts": {s: f"ctbench-{s}@{project}.iam.gserviceaccount.com"
+                             for s in ("nodes", "trillian", "tesseract", "loadgen")},
+    }
+
+
+def placeholder_images(repo: str) -> dict[str, str]:
+    zero = "sha256:" + "0" * 64
+    images = {name: f"{repo}/{name}@{zero}" for module in KO_IMAGES.values() for name in module}
+    images["loadgen"] = f"{repo}/loadgen@{zero}"
+    images["mysql_client"] = f"docker.io/library/mysql@{zero}"
+    return images
+
+
+_NUMERIC_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/\d+$")
+
+
+def check_secret_version(name: str) -> str:
+    """TesseraCT compares the secret name it asked for with the one Secret Manager answers with: only a
+    numeric version works (`latest` or a bare secret fails at start-up)."""
+    if not _NUMERIC_VERSION.match(name):
+        raise BadInput(f"secret version {name!r} is not projects/P/secrets/S/versions/N with N numeric")
+    return name
+
+
+def tesseract_origin(project: str, tier: str) -> str:
+    # The static-ct-api origin names the log; it must match the submission prefix path.
+    return f"ctbench-{tier}.{project}.example/{PREFIX}"
+
+
+def manifest_values(costs: dict[str, Any], o: Opts, outputs: dict[str, Any], images: dict[str, str]) -> dict[str, Any]:
+    """Everything the templates need, from plain data (no cloud calls)."""
+    from scripts import deploy as local
+    return {
+        "namespace": NAMESPACE,
+        "tier": o.tier,
+        "prefix": PREFIX,
+        "images": images,
+        "sa": {s: outputs["service_accounts"][s] for s in ("trillian", "tesseract", "loadgen")},
+        "res": workload_resources(costs, o.tier),
+        "trillian": {
+            "mysql_server_name": outputs["mysql_server_name"],
+            "quota_system": "mysql",
+            "signer_flags": dict(local.SIGNER_FLAGS),
+        },
+        "tesseract": {
+            "origin": tesseract_origin(o.project, o.tier),
+            "bucket": outputs["log_bucket"],
+            "spanner_db_path": outputs["spanner_db_path"],
+            "spanner_antispam_db_path": outputs["spanner_antispam_db_path"],
+            "private_key_secret_version": check_secret_version(outputs["tesseract_private_key_secret_version"]),
+            "public_key_secret_version": check_secret_version(outputs["tesseract_public_key_secret_version"]),
+            # The local target's knobs, minus an empty rate limit (the flag rejects "").
+            "flags": {k: v for k, v in local.TESSERACT_FLAGS.items() if v != ""},
+        },
+    }
+
+
+MANIFESTS = ("namespace", "trillian", "trillian-setup", "ctfe", "tesseract")
+
+
+def render(name: str, values: dict[str, Any]) -> str:
+    return _jinja().get_template(f"{name}.yaml.j2").render(**values)
+
+
+def render_all(values: dict[str, Any], load_values: list[dict[str, Any]] = ()) -> dict[str, str]:
+    """Every manifest of a deployment (and the given load Jobs), name -> YAML text."""
+    out = {name: render(name, values) for name in MANIFESTS}
+    for load in load_values:
+        out[load["job_name"]] = render("loadgen-job", {**values, "load": load})
+    return out
+
+
+def offline_manifests(costs: dict[str, Any], tier: str, project: str = "ctbench-offline",
+                      region: str = "us-central1") -> dict[str, str]:
+    """Every manifest of a tier rendered with placeholder outputs and digests, including the load Jobs
+    for both systems and both generators: what the offline validators check."""
+    o = parse_opts({"tier": tier, "project": project, "region": region, "dry_run": True}, costs)
+    outputs = placeholder_outputs(project, tier, region)
+    values = manifest_values(costs, o, outputs, placeholder_images(outputs["image_repository"]))
+    loads = [load_values(costs, replace(o, loadgen=gen), system, outputs, f"offline-{gen}")
+             for gen in LOADGENS for system in SYSTEMS]
+    return render_all(values, loads)
+
+
+def load_values(costs: dict[str, Any], o: Opts, system: str, outputs: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """One load Job: the same offered rate, warmup and window for either system (METHOD rule 4)."""
+    from scripts import hammer as local_hammer
+    res = workload_resources(costs, o.tier)["loadgen"]
+    url = (f"http://ct-server.{NAMESPACE}.svc:6962/{PREFIX}/ct/v1/add-chain" if system == "trillian"
+           else f"http://tesseract.{NAMESPACE}.svc:6962/{PREFIX}/ct/v1/add-chain")
+    parallelism = res["replicas"]
+    chains = 1
+    if o.loadgen == "native" and system == "trillian":
+        # ct_hammer: processes x ops/s x mean chains per op ~= qps, as on the local target.
+        parallelism, rate = local_hammer.ct_hammer_plan(o.qps)
+        chains = local_hammer.CT_HAMMER_CHAINS_PER_OP
+        rate_per_pod: float = rate
+        operations = math.ceil(rate * (o.warmup + o.duration))
+    elif o.loadgen == "native":
+        parallelism = 1
+        rate_per_pod = math.ceil(o.qps)
+        operations = math.ceil(o.qps * (o.warmup + o.duration))
+    else:
+        rate_per_pod = round(o.qps / parallelism, 3)
+        operations = 0
+    if o.loadgen == "native" and system == "tesseract":
+        writers = max(8, math.ceil(o.qps * local_hammer.TESSERACT_WRITERS_PER_QPS))
+    else:
+        writers = 0
+    return {
+        "system": system,
+        "generator": o.loadgen,
+        "job_name": f"load-{system}-{run_id}".lower()[:63],
+        "run_id": run_id,
+        "url": url,
+        "parallelism": parallelism,
+        "rate_per_pod": rate_per_pod,
+        "offered_qps": o.qps,
+        "duration_s": int(o.duration),
+        "warmup_s": int(o.warmup),
+        "deadline_s": int(o.warmup + o.duration + START_GRACE_S + JOB_GRACE_S),
+        "max_in_flight_per_pod": max(1, o.max_in_flight // parallelism),
+        "results_bucket": outputs["results_bucket"],
+        "log_bucket": outputs["log_bucket"],
+        "origin": tesseract_origin(o.project, o.tier),
+        "operations": operations,
+        "max_parallel_chains": chains,
+        "num_writers": writers,
+        "serial_offset": int(time.time() * 1000) if not o.dry_run else 0,
+    }
+
+
+# ============================================================================ execution
+
+
+@dataclass
+class Executor:
+    """Runs or (dry run) records every external step, in order; the record is the plan."""
+
+    dry_run: bool
+    log: Callable[[str], None] = print
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    session: Any = None
+
+    def _record(self, phase: str, tool: str, what: str, **extra: Any) -> dict[str, Any]:
+        step = {"n": len(self.steps) + 1, "phase": phase, "tool": tool, "what": what, **extra}
+        self.steps.append(step)
+        return step
+
+    def run(self, phase: str, cmd: list[str], *, what: str, timeout: float, env: dict | None = None,
+            cwd: Path | None = None, input: str | None = None, check: bool = True, secrets: tuple = (),
+            dry_stdout: str = "") -> subprocess.CompletedProcess[str]:
+        shown = [_mask(c, secrets) for c in cmd]
+        cwd = cwd or paths.REPO   # repo-relative paths (terraform -chdir, Dockerfile) resolve from here
+        self._record(phase, Path(cmd[0]).name, what, cmd=shown, timeout=timeout,
+                     env={k: v for k, v in (env or {}).items() if k != "KUBECONFIG"} or None,
+                     cwd=None if cwd == paths.REPO else str(cwd.relative_to(paths.REPO)))
+        if self.dry_run:
+            return subprocess.CompletedProcess(shown, 0, dry_stdout, "")
+        return _run(cmd, timeout=timeout, env=env, cwd=cwd, check=check, input=input, secrets=secrets)
+
+    def api(self, phase: str, method: str, url: str, *, what: str, call: Callable[[], Any], dry_result: Any) -> Any:
+        self._record(phase, "api", what, method=method, url=url)
+        if self.dry_run:
+            return dry_result
+        return call()
+
+    def note(self, phase: str, what: str) -> None:
+        self._record(phase, "note", what)
+        if not self.dry_run:       # a dry run shows it as a plan step
+            self.log(what)
+
+    def pause_until(self, phase: str, deadline: float, what: str) -> None:
+        """Let the clock run to a planned instant (a measurement window boundary), not a readiness wait."""
+        self._record(phase, "clock", what)
+        if not self.dry_run:
+            while (left := deadline - time.time()) > 0:
+                time.sleep(min(left, 5.0))
+
+
+def _mask(text: str, secrets: tuple) -> str:
+    text = str(text).replace(f"{paths.REPO}/", "")  # repo-relative in the plan: it reads the same anywhere
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, proc.MASK)
+    return text
+
+
+@dataclass
+class Cluster:
+    """Values one tier's steps share: options, outputs, images, paths."""
+
+    o: Opts
+    costs: dict[str, Any]
+    ex: Executor
+    outputs: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    tree_id: int | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return paths.STATE_DIR / f"gke-{self.o.tier}.kubeconfig"
+
+    @property
+    def state_file(self) -> Path:
+        return paths.STATE_DIR / f"gke-{self.o.tier}.json"
+
+    def kenv(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(self, phase: str, args: list[str], *, what: str, timeout: float = T_KUBECTL,
+                input: str | None = None, secrets: tuple = (), dry_stdout: str = "", check: bool = True):
+        return self.ex.run(phase, ["kubectl", "-n", NAMESPACE, *args], what=what, timeout=timeout,
+                           env=self.kenv(), input=input, secrets=secrets, dry_stdout=dry_stdout, check=check)
+
+    def save(self) -> None:
+        if self.ex.dry_run:
+            return
+        public = {k: v for k, v in self.outputs.items() if k not in SENSITIVE_OUTPUTS}
+        paths.STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps({"target": "gke", "tier": self.o.tier, "project": self.o.project,
+                                               "region": self.o.region, "zone": self.o.zone,
+                                               "state_bucket": self.o.state_bucket, "outputs": public,
+                                               "images": self.images, "tree_id": self.tree_id}, indent=2) + "\n")
+
+    def load_saved(self) -> bool:
+        if self.ex.dry_run or not self.state_file.exists():
+            return False
+        doc = json.loads(self.state_file.read_text())
+        self.outputs.update(doc.get("outputs", {}))
+        self.images.update(doc.get("images", {}))
+        self.tree_id = doc.get("tree_id")
+        return True
+
+
+SENSITIVE_OUTPUTS = {"mysql_password", "ctfe_private_key_pem"}
+
+
+# ---------------------------------------------------------------------------- terraform
+
+
+def _tf(*args: str) -> list[str]:
+    return ["terraform", f"-chdir={TF_DIR.relative_to(paths.REPO)}", *args]
+
+
+def tf_vars(o: Opts) -> list[str]:
+    return [f"-var-file=tiers/{o.tier}.tfvars", f"-var=project_id={o.project}", f"-var=region={o.region}",
+            f"-var=zone={o.zone}"]
+
+
+def terraform_init(cl: Cluster, phase: str) -> None:
+    cl.ex.run(phase, _tf("init", "-input=false", "-reconfigure", f"-backend-config=bucket={cl.o.state_bucket}",
+                         f"-backend-config=prefix=ctbench/{cl.o.tier}"),
+              what=f"terraform init: remote state gs://{cl.o.state_bucket}/ctbench/{cl.o.tier}", timeout=600,
+              env=_tf_env(), cwd=None)
+
+
+def _tf_env() -> dict[str, str]:
+    return {"TF_IN_AUTOMATION": "1"}
+
+
+def terraform_outputs(cl: Cluster, phase: str) -> dict[str, Any]:
+    proc_ = cl.ex.run(phase, _tf("output", "-json"), what="terraform output -json (cluster, database, bucket, key versions)",
+                      timeout=120, env=_tf_env(),
+                      dry_stdout=json.dumps({k: {"value": v} for k, v in
+                                             placeholder_outputs(cl.o.project, cl.o.tier, cl.o.region).items()}))
+    try:
+        raw = json.loads(proc_.stdout)
+        return {k: v["value"] for k, v in raw.items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunFailed(f"terraform output -json: unreadable ({one_line(exc)})") from None
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+def _module_dir(cl: Cluster, phase: str, tools_module: str, module_path: str) -> Path:
+    out = cl.ex.run(phase, ["go", "-C", f"tools/{tools_module}", "list", "-m", "-f", "{{.Dir}}", module_path],
+                    what=f"locate the pinned {module_path} in the Go module cache", timeout=300,
+                    env={"GOFLAGS": "-mod=readonly"}, cwd=paths.REPO,
+                    dry_stdout=f"<GOMODCACHE>/{module_path}@<pin>").stdout.strip()
+    return Path(out)
+
+
+def _digest(cl: Cluster, phase: str, ref: str) -> str:
+    """name@sha256:… for a tag, resolved now and recorded (third-party images are pinned per run)."""
+    name = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+    out = cl.ex.run(phase, [str(paths.BIN_DIR / "crane"), "digest", ref], what=f"resolve {ref} to a digest",
+                    timeout=120, dry_stdout="sha256:" + "0" * 64).stdout.strip()
+    if not out.startswith("sha256:"):
+        raise RunFailed(f"crane digest {ref}: unexpected answer {out[:80]!r}")
+    return f"{name}@{out}"
+
+
+def build_images(cl: Cluster, phase: str = "deploy") -> dict[str, str]:
+    repo = cl.outputs["image_repository"]
+    images: dict[str, str] = {}
+    cl.ex.run(phase, ["gcloud", "auth", "configure-docker", repo.split("/", 1)[0], "--quiet"],
+              what="let ko and docker push to the tier's Artifact Registry", timeout=T_GCLOUD)
+    base = _digest(cl, phase, BASE_IMAGES["ko_base"])
+    for module, wanted in KO_IMAGES.items():
+        names = [n for n in wanted if cl.o.loadgen == "native" or n not in NATIVE_ONLY]
+        if not names:
+            continue
+        refs_file = paths.STATE_DIR / f"ko-{module}.refs"
+        # -B: image name = last import path element; cwd = the tools module, so the local target's pins apply.
+        cmd = [str(paths.BIN_DIR / "ko"), "build", "-B", "--platform=linux/amd64", "--sbom=none",
+               f"--tags=ctbench-{cl.o.tier}", f"--image-refs={refs_file}", *[wanted[n] for n in names]]
+        cl.ex.run(phase, cmd, what=f"ko build {', '.join(names)} at the pins of tools/{module}/go.mod",
+                  timeout=T_KO, cwd=paths.TOOLS_DIR / module,
+                  env={"KO_DOCKER_REPO": repo, "KO_DEFAULTBASEIMAGE": base, "GOFLAGS": "-mod=readonly",
+                       "CGO_ENABLED": "0"})
+        refs = (placeholder_images(repo) if cl.ex.dry_run else
+                _ko_refs(refs_file.read_text(), {n: wanted[n].rsplit("/", 1)[-1] for n in names}))
+        images.update({n: refs[n] for n in names})
+    if cl.o.loadgen == "uniform":
+        python = _digest(cl, phase, BASE_IMAGES["python"])
+        tag = f"{repo}/loadgen:ctbench-{cl.o.tier}"
+        cl.ex.run(phase, ["docker", "build", "-f", str(LOADGEN_DOCKERFILE.relative_to(paths.REPO)),
+                          f"--build-arg=BASE_IMAGE={python}", "-t", tag, "."],
+                  what="build the harness's load generator image", timeout=T_DOCKER, cwd=paths.REPO)
+        cl.ex.run(phase, ["docker", "push", tag], what="push the load generator image", timeout=T_DOCKER)
+        images["loadgen"] = _digest(cl, phase, tag)
+    else:
+        images["loadgen"] = "(not used: native hammers)"
+    images["mysql_client"] = _digest(cl, phase, BASE_IMAGES["mysql_client"])
+    images["ko_base"] = base
+    return images
+
+
+def _ko_refs(text: str, basenames: dict[str, str]) -> dict[str, str]:
+    """Map ko's --image-refs lines (repo/name@sha256:…) back to our image keys."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    out = {}
+    for key, base in basenames.items():
+        match = [line for line in lines if line.split("@", 1)[0].rsplit("/", 1)[-1].split(":")[0] == base]
+        if len(match) != 1 or "@sha256:" not in match[0]:
+            raise RunFailed(f"ko did not report exactly one digest for {base}")
+        out[key] = match[0]
+    return out
+
+
+def _yaml_doc(kind: str, name: str, data: dict[str, str]) -> str:
+    """A Secret/ConfigMap manifest as JSON (valid YAML), so no value is ever on a command line."""
+    key = "stringData" if kind == "Secret" else "data"
+    doc = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": NAMESPACE,
+                                                         "labels": {"app.kubernetes.io/part-of": "ctbench"}},
+           key: data}
+    if kind == "Secret":
+        doc["type"] = "Opaque"
+    return json.dumps(doc)
+
+
+def ctfe_log_config(tree_id: int, key_pem: str, pub_pem: str) -> str:
+    """LogConfigSet for ct_server with the key inline (keyspb.PrivateKey{der}); inside a Secret only."""
+    from scripts import deploy as local
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    pub = serialization.load_pem_public_key(pub_pem.encode()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return (
+        "config {\n"
+        f"  log_id: {tree_id}\n"
+        f'  prefix: "{PREFIX}"\n'
+        '  roots_pem_file: "/etc/ctfe/roots.pem"\n'
+        "  private_key {\n"
+        "    [type.googleapis.com/keyspb.PrivateKey] {\n"
+        f'      der: "{local.textproto_bytes(der)}"\n'
+        "    }\n"
+        "  }\n"
+        f'  public_key {{ der: "{local.textproto_bytes(pub)}" }}\n'
+        "  max_merge_delay_sec: 86400\n"
+        "  expected_merge_delay_sec: 120\n"
+        "}\n"
+    )
+
+
+def mysql_option_file(out: dict[str, Any]) -> str:
+    """Option file for the mysql client in job/trillian-schema: TLS verified against the server CA."""
+    return ("[client]\n"
+            f"host={out['mysql_private_ip']}\n"
+            f"user={out['mysql_user']}\n"
+            f"password={out['mysql_password']}\n"
+            "ssl-mode=VERIFY_CA\n"
+            "ssl-ca=/etc/mysql-tls/ca.pem\n"
+            "[mysql]\n"
+            f"database={out['mysql_database']}\n")
+
+
+def _der_b64(pub_pem: str) -> str:
+    if pub_pem.startswith("<"):
+        return pub_pem
+    pub = serialization.load_pem_public_key(pub_pem.encode()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(pub).decode()
+
+
+def _pki_files(cl: Cluster) -> dict[str, Any]:
+    """The harness test PKI (roots for both logs, intermediate for the load generators)."""
+    if cl.ex.dry_run:
+        return {"roots": "<PKI roots.pem>", "intermediate": "<PKI intermediate.pem>",
+                "intermediate_key": "<PKI intermediate.key.pem>", "pki": None}
+    from scripts import pki
+    layout, _regenerated = pki.ensure()
+    return {"roots": layout.roots.read_text(), "intermediate": layout.intermediate.read_text(),
+            "intermediate_key": layout.intermediate_key.read_text(), "pki": layout}
+
+
+def _wait_job(cl: Cluster, phase: str, job: str, deadline_s: float, *, completions: int = 1) -> dict[str, Any]:
+    """Poll the Job until Complete or Failed, or fail at the deadline."""
+    what = f"wait for job/{job}: Complete or Failed within {deadline_s:g}s"
+    if cl.ex.dry_run:
+        cl.kubectl(phase, ["get", f"job/{job}", "-o", "json"], what=what)
+        return {"status": {"succeeded": completions}}
+    end = time.monotonic() + deadline_s
+    while True:
+        doc = json.loads(cl.kubectl(phase, ["get", f"job/{job}", "-o", "json"], what=what).stdout)
+        conditions = {c["type"]: c for c in doc.get("status", {}).get("conditions", []) if c.get("status") == "True"}
+        if "Complete" in conditions:
+            return doc
+        if "Failed" in conditions:
+            c = conditions["Failed"]
+            raise RunFailed(f"job/{job} failed: {c.get('reason', '')} {c.get('message', '')}".strip())
+        if time.monotonic() > end:
+            raise RunFailed(f"job/{job} not finished after {deadline_s:g}s")
+        time.sleep(5)
+
+
+def _rollout(cl: Cluster, phase: str, deployment: str) -> None:
+    cl.kubectl(phase, ["rollout", "status", f"deployment/{deployment}", f"--timeout={T_ROLLOUT}s"],
+               what=f"wait for deployment/{deployment} to be ready (readiness probes)", timeout=T_ROLLOUT + 30)
+
+
+def deploy_tier(cl: Cluster) -> None:
+    o, ex, ph = cl.o, cl.ex, "deploy"
+    ex.note(ph, estimate_text(cl.costs, o))
+    terraform_init(cl, ph)
+    ex.run(ph, _tf("apply", "-input=false", "-auto-approve", "-lock-timeout=300s", *tf_vars(o)),
+           what=f"terraform apply: VPC, GKE with 3 pools, Cloud SQL, Spanner, buckets, keys ({o.tier})",
+           timeout=T_TERRAFORM, env=_tf_env())
+    cl.outputs = terraform_outputs(cl, ph)
+    secrets = (cl.outputs["mysql_password"],)
+    cl.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    ex.run(ph, ["gcloud", "container", "clusters", "get-credentials", cl.outputs["cluster_name"],
+                f"--location={cl.outputs['cluster_location']}", f"--project={o.project}"],
+           what="kubeconfig for this cluster only (own KUBECONFIG file)", timeout=T_GCLOUD, env=cl.kenv())
+    cl.images = build_images(cl, ph)
+    values = manifest_values(cl.costs, o, cl.outputs, cl.images)
+    cl.save()
+
+    cl.kubectl(ph, ["apply", "-f", "-"], what="namespace, service accounts (Workload Identity), network policies",
+               input=render("namespace", values))
+    out = cl.outputs
+    dsn = f"{out['mysql_user']}:{out['mysql_password']}@tcp({out['mysql_private_ip']}:3306)/{out['mysql_database']}"
+    cl.kubectl(ph, ["apply", "-f", "-"], what="Secret trillian-mysql (DSN, user, password, CA; values hidden)",
+               input=_yaml_doc("Secret", "trillian-mysql", {
+                   "uri": dsn, "host": out["mysql_private_ip"], "user": out["mysql_user"],
+                   "password": out["mysql_password"], "database": out["mysql_database"],
+                   "ca.pem": out["mysql_server_ca_pem"], "client.cnf": mysql_option_file(out)}), secrets=secrets)
+    schema_dir = _module_dir(cl, ph, "trillian", "github.com/google/trillian")
+    schema = "" if ex.dry_run else (schema_dir / "storage/mysql/schema/storage.sql").read_text()
+    cl.kubectl(ph, ["apply", "-f", "-"], what="ConfigMap trillian-schema from the pinned module's storage.sql",
+               input=_yaml_doc("ConfigMap", "trillian-schema", {"storage.sql": schema}))
+    setup = render("trillian-setup", values).split("\n---\n")
+    cl.kubectl(ph, ["apply", "-f", "-"], what="job/trillian-schema: load the schema into the fresh database",
+               input=setup[0])
+    _wait_job(cl, ph, "trillian-schema", T_JOB_SETUP)
+    cl.kubectl(ph, ["apply", "-f", "-"], what="Trillian log server and signer (tainted trillian pool)",
+               input=render("trillian", values))
+    _rollout(cl, ph, "trillian-log-server")
+    _rollout(cl, ph, "trillian-signer")
+    cl.kubectl(ph, ["apply", "-f", "-"], what="job/trillian-createtree", input=setup[1])
+    _wait_job(cl, ph, "trillian-createtree", T_JOB_SETUP)
+    text = cl.kubectl(ph, ["logs", "job/trillian-createtree"], what="read the new tree id (createtree prints only it)",
+                      dry_stdout="1234567890").stdout.strip()
+    if not re.fullmatch(r"\d+", text.splitlines()[-1] if text else ""):
+        raise RunFailed(f"createtree printed {text[-80:]!r}, not a tree id")
+    cl.tree_id = int(text.splitlines()[-1])
+    pki_files = _pki_files(cl)
+    config = ("<log_config.textproto>" if ex.dry_run else
+              ctfe_log_config(cl.tree_id, out["ctfe_private_key_pem"], out["ctfe_public_key_pem"]))
+    cl.kubectl(ph, ["apply", "-f", "-"], what="Secret ctfe-config (tree id, signing key inline, roots; hidden)",
+               input=_yaml_doc("Secret", "ctfe-config", {"log_config.textproto": config,
+                                                         "roots.pem": pki_files["roots"]}))
+    cl.kubectl(ph, ["apply", "-f", "-"], what="CTFE ct_server (tainted trillian pool)", input=render("ctfe", values))
+    _rollout(cl, ph, "ct-server")
+    cl.kubectl(ph, ["apply", "-f", "-"], what="ConfigMap ct-roots (the harness PKI roots)",
+               input=_yaml_doc("ConfigMap", "ct-roots", {"roots.pem": pki_files["roots"]}))
+    cl.kubectl(ph, ["apply", "-f", "-"], what="TesseraCT gcp (tainted tesseract pool; numeric key versions)",
+               input=render("tesseract", values))
+    _rollout(cl, ph, "tesseract")
+    cl.kubectl(ph, ["apply", "-f", "-"], what="ConfigMap log-keys (both logs' public keys, for SCT checks)",
+               input=_yaml_doc("ConfigMap", "log-keys", {"trillian.pem": out["ctfe_public_key_pem"],
+                                                        "tesseract.pem": out["tesseract_public_key_pem"],
+                                                        "tesseract.b64": _der_b64(out["tesseract_public_key_pem"])}))
+    cl.kubectl(ph, ["apply", "-f", "-"], what="Secret loadgen-pki (test intermediate CA; hidden)",
+               input=_yaml_doc("Secret", "loadgen-pki", {"intermediate.pem": pki_files["intermediate"],
+                                                         "intermediate.key.pem": pki_files["intermediate_key"]}))
+    if o.loadgen == "native":
+        cl.kubectl(ph, ["apply", "-f", "-"], what="Secret native-hammer-data (hammer test data, log config; hidden)",
+                   input=_yaml_doc("Secret", "native-hammer-data", _native_data(cl, pki_files, config)))
+    cl.save()
+
+
+def _native_data(cl: Cluster, pki_files: dict[str, Any], config: str) -> dict[str, str]:
+    layout = pki_files["pki"]
+    if layout is None:
+        return {"<hammer test data>": "<hidden>"}
+    return {
+        "log_config.textproto": config,
+        "leaf01.chain": (layout.ct_hammer_dir / "leaf01.chain").read_text(),
+        "int-ca.privkey.pem": (layout.ct_hammer_dir / "int-ca.privkey.pem").read_text(),
+        "intermediate.pem": (layout.tesseract_hammer_dir / "intermediate.pem").read_text(),
+        "intermediate.key.pem": (layout.tesseract_hammer_dir / "intermediate.key.pem").read_text(),
+        "leaf_signing.key.pem": (layout.tesseract_hammer_dir / "leaf_signing.key.pem").read_text(),
+    }
+
+
+# ---------------------------------------------------------------------------- reading the logs
+
+
+def _proxy_path(service: str, path: str) -> str:
+    # The API server's service proxy: ClusterIP services stay private, kubectl authenticates.
+    return f"/api/v1/namespaces/{NAMESPACE}/services/http:{service}:6962/proxy/{PREFIX}/{path}"
+
+
+def read_tree(cl: Cluster, phase: str, system: str) -> dict[str, Any]:
+    """The log's signed tree head, verified: {size, timestamp_ms, read_at}."""
+    from scripts import ctverify
+    if system == "trillian":
+        text = cl.kubectl(phase, ["get", "--raw", _proxy_path("ct-server", "ct/v1/get-sth")],
+                          what="Trillian get-sth through the API server proxy (verified STH)",
+                          dry_stdout="{}").stdout
+        if cl.ex.dry_run:
+            return {"size": 0, "timestamp_ms": 0, "read_at": time.time()}
+        key = ctverify.load_public_key(cl.outputs["ctfe_public_key_pem"].encode())
+        head = ctverify.verify_sth(json.loads(text), key)
+    else:
+        from scripts import gcs
+        bucket = cl.outputs["log_bucket"]
+        note = cl.ex.api(phase, "GET", gcs.media_url(bucket, gcs.CHECKPOINT_OBJECT),
+                         what="TesseraCT checkpoint from GCS (JSON API, verified signed note)",
+                         call=lambda: gcs.read_object(cl.ex.session, bucket, gcs.CHECKPOINT_OBJECT),
+                         dry_result=b"")
+        if cl.ex.dry_run:
+            return {"size": 0, "timestamp_ms": 0, "read_at": time.time()}
+        key = ctverify.load_public_key(cl.outputs["tesseract_public_key_pem"].encode())
+        head = ctverify.verify_checkpoint(note, tesseract_origin(cl.o.project, cl.o.tier), key)
+    return {"size": head.size, "timestamp_ms": head.timestamp_ms, "read_at": time.time()}
+
+
+def smoke_tier(cl: Cluster) -> dict[str, dict[str, Any]]:
+    """One fresh chain per log: a verified SCT, then the signed tree must grow (deadline)."""
+    from scripts import ctverify
+    out: dict[str, dict[str, Any]] = {}
+    pki_layout = _pki_files(cl)["pki"]
+    for system in cl.o.systems:
+        ph = "smoke"
+        service = "ct-server" if system == "trillian" else "tesseract"
+        cl.kubectl(ph, ["get", "--raw", _proxy_path(service, "ct/v1/get-roots")], what=f"{system}: get-roots")
+        before = read_tree(cl, ph, system)
+        chain = [] if cl.ex.dry_run else _fresh_chain(pki_layout)
+        body = json.dumps({"chain": [base64.b64encode(c).decode() for c in chain]})
+        text = cl.kubectl(ph, ["create", "--raw", _proxy_path(service, "ct/v1/add-chain"), "-f", "-"],
+                          what=f"{system}: add-chain with a fresh certificate", input=body, dry_stdout="{}").stdout
+        if not cl.ex.dry_run:
+            key_pem = cl.outputs["ctfe_public_key_pem" if system == "trillian" else "tesseract_public_key_pem"]
+            ctverify.verify_sct(json.loads(text), chain, ctverify.load_public_key(key_pem.encode()))
+        grown = _wait_growth(cl, ph, system, before["size"], deadline_s=180)
+        out[system] = {"ok": True, "tree_size_before": before["size"], "tree_size_after": grown["size"]}
+    return out
+
+
+def _fresh_chain(layout) -> list[bytes]:
+    from scripts import pki
+    return pki.fresh_chains(layout, 1)[0]
+
+
+def _wait_growth(cl: Cluster, phase: str, system: str, size: int, *, deadline_s: float) -> dict[str, Any]:
+    if cl.ex.dry_run:
+        return read_tree(cl, phase, system)
+    end = time.monotonic() + deadline_s
+    while True:
+        head = read_tree(cl, phase, system)
+        if head["size"] > size:
+            return head
+        if time.monotonic() > end:
+            raise RunFailed(f"{system}: signed tree did not grow past {size} within {deadline_s:g}s")
+        time.sleep(2)
+
+
+# ---------------------------------------------------------------------------- the measured run
+
+
+def bench_system(cl: Cluster, system: str, run_id: str) -> dict[str, Any]:
+    """One window against one system. Returns the observation dict (local target's keys)."""
+    from scripts import gcs
+    from scripts import hammer as local_hammer
+    ph = "bench"
+    load = load_values(cl.costs, cl.o, system, cl.outputs, run_id)
+    values = manifest_values(cl.costs, cl.o, cl.outputs, cl.images)
+    obs: dict[str, Any] = {"offered_qps": cl.o.qps, "duration_s": cl.o.duration, "warmup_s": cl.o.warmup,
+                           "generator": {"kind": cl.o.loadgen, "offered_qps": cl.o.qps, "job": load["job_name"],
+                                         "image": cl.images.get("loadgen" if cl.o.loadgen == "uniform" else
+                                                                ("ct_hammer" if system == "trillian" else
+                                                                 "tesseract_hammer")),
+                                         "parallelism": load["parallelism"], "rate_per_pod": load["rate_per_pod"],
+                                         "pool": "loadgen", "flags": {k: load[k] for k in (
+                                             "url", "duration_s", "warmup_s", "max_in_flight_per_pod",
+                                             "operations", "max_parallel_chains", "num_writers")}}}
+    start = read_tree(cl, ph, system)
+    obs["start_tree_size"] = start["size"]
+    cl.kubectl(ph, ["apply", "-f", "-"], what=f"{system}: Indexed Job {load['job_name']} x{load['parallelism']} "
+               f"({load['rate_per_pod']}/s each) in the loadgen pool", input=render("loadgen-job", {**values, "load": load}))
+    started = _wait_pods_running(cl, ph, load)
+    cl.ex.pause_until(ph, started + cl.o.warmup, f"{system}: warmup {cl.o.warmup:g}s (not measured)")
+    s0 = read_tree(cl, ph, system)
+    cl.ex.pause_until(ph, s0["read_at"] + cl.o.duration, f"{system}: measured window {cl.o.duration:g}s")
+    s1 = read_tree(cl, ph, system)
+    window = s1["read_at"] - s0["read_at"]
+    obs.update(tree_size_window_start=s0["size"], tree_size_window_end=s1["size"], window_s=round(window, 3),
+               entries_integrated=s1["size"] - s0["size"],
+               window={"start_unix": s0["read_at"], "end_unix": s1["read_at"]})
+    try:
+        _wait_job(cl, ph, load["job_name"], load["deadline_s"] - cl.o.warmup - cl.o.duration + 60,
+                  completions=load["parallelism"])
+        obs["generator_exit_codes"] = {}
+    except RunFailed as exc:
+        obs["generator_exited"] = True
+        obs["generator_exit_codes"] = {load["job_name"]: one_line(exc)}
+    prefix = f"runs/{run_id}/{system}/"
+    bucket = cl.outputs["results_bucket"]
+    if cl.o.loadgen == "uniform":
+        items = cl.ex.api(ph, "GET", gcs.list_url(bucket, prefix), what=f"{system}: list load generator results",
+                          call=lambda: gcs.list_objects(cl.ex.session, bucket, prefix), dry_result=[])
+        docs = []
+        for item in items:
+            docs.append(json.loads(cl.ex.api(ph, "GET", gcs.media_url(bucket, item["name"]),
+                                             what=f"read {item['name']}",
+                                             call=lambda n=item["name"]: gcs.read_object(cl.ex.session, bucket, n),
+                                             dry_result=b"{}")))
+        obs["loadgen_result"] = docs
+        if not cl.ex.dry_run and len(docs) != load["parallelism"]:
+            obs["generator_exited"] = True
+            obs["generator_exit_codes"] = {**obs.get("generator_exit_codes", {}),
+                                           "results": f"{len(docs)} of {load['parallelism']} result files"}
+        failed = [d.get("label", "?") for d in docs if d.get("status") == "failed"]
+        if failed:
+            obs["generator_exited"] = True
+            obs["generator_exit_codes"] = {**obs.get("generator_exit_codes", {}), **{f: "failed" for f in failed}}
+    end = read_tree(cl, ph, system)
+    obs["final_tree_size"] = end["size"]
+    obs["backlog_at_window_end"] = None
+    obs["qps"] = obs["entries_integrated"] / window if window > 0 else None
+    obs["resources"] = {"source": "Cloud Monitoring (filled by the metrics step)", "labels": []}
+    status, reason = local_hammer.judge(obs, cl.o.duration) if not cl.ex.dry_run else ("ok", "")
+    obs["status"], obs["reason"] = status, reason
+    if status != "ok":
+        obs["qps"] = None
+    return obs
+
+
+def _wait_pods_running(cl: Cluster, phase: str, load: dict[str, Any]) -> float:
+    what = (f"wait until all {load['parallelism']} load pods run (deadline {START_GRACE_S}s); the window is "
+            "timed from here")
+    selector = f"job-name={load['job_name']}"
+    if cl.ex.dry_run:
+        cl.kubectl(phase, ["get", "pods", "-l", selector, "-o", "json"], what=what)
+        return time.time()
+    end = time.monotonic() + START_GRACE_S
+    while True:
+        doc = json.loads(cl.kubectl(phase, ["get", "pods", "-l", selector, "-o", "json"], what=what).stdout)
+        phases = [p.get("status", {}).get("phase") for p in doc.get("items", [])]
+        if "Failed" in phases:
+            raise RunFailed(f"{load['job_name']}: a load pod failed before the window")
+        if len(phases) >= load["parallelism"] and all(p in ("Running", "Succeeded") for p in phases):
+            return time.time()
+        if time.monotonic() > end:
+            raise RunFailed(f"{load['job_name']}: load pods not running after {START_GRACE_S}s ({phases})")
+        time.sleep(3)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def metrics_for(cl: Cluster, doc: dict[str, Any]) -> dict[str, Any]:
+    """CPU/memory per workload, Cloud SQL and Spanner CPU, load generator CPU, for each window."""
+    from scripts import monitoring as mon
+    out: dict[str, Any] = {}
+    for system, res in doc.get("systems", {}).items():
+        window = res.get("window") or {}
+        if not window:
+            continue
+        start, end = window["start_unix"], window["end_unix"]
+        if not cl.ex.dry_run:
+            cl.ex.pause_until("metrics", end + MONITORING_LAG_S, "wait for Cloud Monitoring to ingest the window")
+        queries = mon.queries_for(system, project=cl.o.project, cluster=cl.outputs["cluster_name"],
+                                  namespace=NAMESPACE, cloudsql_instance=cl.outputs["cloudsql_instance"],
+                                  spanner_instance=cl.outputs["spanner_instance"],
+                                  loadgen_job=res.get("generator", {}).get("job", ""))
+        series = {}
+        for name, q in queries.items():
+            url = mon.time_series_url(cl.o.project, q["filter"], start, end)
+            series[name] = cl.ex.api("metrics", "GET", url, what=f"{system}: {q['what']}",
+                                     call=lambda u=url: mon.list_time_series(cl.ex.session, u), dry_result=[])
+        out[system] = mon.summarize(series, start, end)
+    return out
+
+
+# ============================================================================ entry points
+
+
+def _executor(o: Opts, log=print) -> Executor:
+    ex = Executor(dry_run=o.dry_run, log=log)
+    if not o.dry_run:
+        from scripts import gcs
+        ex.session = gcs.authorized_session()
+    return ex
+
+
+def _clusters(o: Opts, costs: dict, ex: Executor):
+    for tier in o.tiers:
+        yield Cluster(o.for_tier(tier), costs, ex)
+
+
+def _require_tool(name: str, hint: str) -> str:
+    path = shutil.which(name) or (str(paths.BIN_DIR / name) if (paths.BIN_DIR / name).exists() else None)
+    if not path:
+        raise BadInput(f"{name} not found: {hint}")
+    return path
+
+
+def bootstrap(opts: dict[str, Any], *, log=print) -> list[dict[str, Any]]:
+    """Pinned ko and crane (tools/ko), and checks for terraform, gcloud, the GKE auth plugin, kubectl, docker."""
+    o, _costs = _prepare(opts)
+    ex = Executor(dry_run=o.dry_run, log=log)
+    ex.run("bootstrap", ["go", "-C", "tools/ko", "build", "-o", f"{paths.BIN_DIR}/", "tool"],
+           what="build the pinned ko and crane (tools/ko/go.mod)", timeout=T_KO, cwd=paths.REPO,
+           env={"GOFLAGS": "-mod=readonly"})
+    checks = [
+        ("terraform", ["terraform", "version", "-json"], "install Terraform >= 1.9 (https://developer.hashicorp.com/terraform/install)"),
+        ("gcloud", ["gcloud", "version", "--format=json"], "install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"),
+        ("gke-gcloud-auth-plugin", ["gke-gcloud-auth-plugin", "--version"],
+         "run `gcloud components install gke-gcloud-auth-plugin` (or apt-get install google-cloud-cli-gke-gcloud-auth-plugin)"),
+        ("kubectl", ["kubectl", "version", "--client", "-o", "json"], "install kubectl (gcloud components install kubectl)"),
+    ]
+    if o.loadgen == "uniform":
+        checks.append(("docker", ["docker", "version", "--format", "{{.Client.Version}}"],
+                       "install Docker to build the load generator image (or use --loadgen native)"))
+    for name, cmd, hint in checks:
+        if not o.dry_run:
+            _require_tool(name, hint)
+        out = ex.run("bootstrap", cmd, what=f"check {name}", timeout=60,
+                     dry_stdout='{"terraform_version": "1.11.4"}' if name == "terraform" else "")
+        if name == "terraform" and not o.dry_run:
+            check_terraform_version(out.stdout)
+    if o.dry_run:
+        print_plan(ex.steps, log=log)
+    else:
+        log(f"bootstrap: ko and crane built into {paths.BIN_DIR}; " + ", ".join(c[0] for c in checks) + " found")
+    return ex.steps
+
+
+def check_terraform_version(text: str) -> str:
+    try:
+        version = json.loads(text)["terraform_version"]
+    except (ValueError, KeyError, TypeError):
+        raise BadInput("terraform version -json: unreadable answer; Terraform >= 1.9 is needed") from None
+    have = tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+    if have < MIN_TERRAFORM:
+        raise BadInput(f"Terraform {version} is too old: {'.'.join(map(str, MIN_TERRAFORM))} or newer is needed")
+    return version
+
+
+def deploy(opts: dict[str, Any], *, log=print) -> list[dict[str, Any]]:
+    """terraform apply for the tier, ko images, schema and tree, every rollout waited with a deadline."""
+    o, costs = _prepare(opts)
+    ex = _executor(o, log)       # each tier's cost estimate is the first step of deploy_tier
+    for cl in _clusters(o, costs, ex):
+        deploy_tier(cl)
+    if o.dry_run:
+        print_plan(ex.steps, log=log)
+    return ex.steps
+
+
+def _attached(o: Opts, costs: dict, ex: Executor, phase: str) -> Cluster:
+    """A cluster deployed earlier: saved state, else terraform outputs; kubeconfig refreshed."""
+    cl = Cluster(o, costs, ex)
+    if not cl.load_saved():
+        terraform_init(cl, phase)
+        cl.outputs = terraform_outputs(cl, phase)
+    if not cl.kubeconfig.exists() or ex.dry_run:
+        ex.run(phase, ["gcloud", "container", "clusters", "get-credentials", cl.outputs["cluster_name"],
+                       f"--location={cl.outputs['cluster_location']}", f"--project={o.project}"],
+               what="kubeconfig for this cluster", timeout=T_GCLOUD, env=cl.kenv())
+    if not cl.outputs.get("ctfe_public_key_pem") or SENSITIVE_OUTPUTS - set(cl.outputs):
+        if not ex.dry_run:
+            terraform_init(cl, phase)
+            cl.outputs.update(terraform_outputs(cl, phase))
+    return cl
+
+
+def smoke(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
+    o, costs = _prepare(opts)
+    ex = _executor(o, log)
+    out = {}
+    for tier in o.tiers:
+        cl = _attached(o.for_tier(tier), costs, ex, "smoke")
+        out[tier] = smoke_tier(cl)
+    if o.dry_run:
+        print_plan(ex.steps, log=log)
+    return out
+
+
+def _run_doc(cl: Cluster) -> dict[str, Any]:
+    """A results document in the local target's schema (tasks' report renders it the same way)."""
+    from scripts import config, results
+    from scripts import deploy as local
+    settings = config.settings({**config.DEFAULTS, "target": "gke", "tier": cl.o.tier,
+                                "systems": ",".join(cl.o.systems), "qps": cl.o.qps, "duration": cl.o.duration,
+                                "warmup": cl.o.warmup, "project": cl.o.project, "region": cl.o.region,
+                                "loadgen": "uniform" if cl.o.loadgen == "uniform" else "native"})
+    values = manifest_values(cl.costs, cl.o, cl.outputs, cl.images) if cl.images else {}
+    components = {
+        "trillian_log_server": {"system": "trillian", "flags": {"quota_system": "mysql", "mysql_tls": "verify CA + server name"}},
+        "trillian_log_signer": {"system": "trillian", "flags": {"force_master": "true", **local.SIGNER_FLAGS}},
+        "ct_server": {"system": "trillian", "flags": {"log_rpc_server": "trillian-log-server:8090"}},
+        "tesseract": {"system": "tesseract", "flags": dict(values.get("tesseract", {}).get("flags", {}))},
+    }
+    st = {"versions": local.upstream_versions(), "components": components,
+          "systems": {s: {"knobs": {}} for s in cl.o.systems}}
+    doc = results.new_run(settings, st)
+    doc["gke"] = {"project": cl.o.project, "region": cl.o.region, "zone": cl.o.zone,
+                  "node_pools": cl.costs["tiers"][cl.o.tier]["gke"]["node_pools"],
+                  "cloudsql": cl.costs["tiers"][cl.o.tier]["cloudsql"],
+                  "spanner": cl.costs["tiers"][cl.o.tier]["spanner"], "images": cl.images,
+                  "resources": workload_resources(cl.costs, cl.o.tier), "tree_id": cl.tree_id}
+    return doc
+
+
+def bench(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
+    """Load each system in turn with an Indexed Job; integrated QPS from the signed tree. Per tier."""
+    from scripts import results
+    o, costs = _prepare(opts)
+    ex = _executor(o, log)
+    out: dict[str, Any] = {}
+    for tier in o.tiers:
+        cl = _attached(o.for_tier(tier), costs, ex, "bench")
+        out[tier] = _bench_tier(cl, results)
+    if o.dry_run:
+        print_plan(ex.steps, log=log)
+    return out
+
+
+def _bench_tier(cl: Cluster, results) -> dict[str, Any]:
+    if cl.ex.dry_run:
+        run_id = "dry-run"
+        doc = {"run_id": run_id, "systems": {}}
+    else:
+        doc = _run_doc(cl)
+        run_id = doc["run_id"]
+        results.save(doc)
+    for system in cl.o.systems:
+        try:
+            obs = bench_system(cl, system, run_id)
+        except HarnessError as exc:
+            obs = {"status": "failed", "reason": one_line(exc), "qps": None}
+        entry = results.system_entry(obs)
+        entry["window"] = obs.get("window")
+        doc["systems"][system] = entry
+        if not cl.ex.dry_run:
+            results.save(doc)
+    if not cl.ex.dry_run:
+        results.finish(doc)
+        results.save(doc)
+    return doc
+
+
+def metrics(opts: dict[str, Any], *, log=print, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cloud Monitoring for the latest run's windows: CPU per workload, Cloud SQL, Spanner, load generators."""
+    from scripts import monitoring as mon
+    from scripts import results
+    o, costs = _prepare(opts)
+    ex = _executor(o, log)
+    out = {}
+    for tier in o.tiers:
+        cl = Cluster(o.for_tier(tier), costs, ex)
+        if not cl.load_saved():
+            cl.outputs = placeholder_outputs(o.project, tier, o.region) if ex.dry_run else cl.outputs
+            if not ex.dry_run:
+                raise BadInput(f"no saved gke state for tier {tier} ({cl.state_file}): run deploy first")
+        run = doc if doc is not None else (
+            {"systems": {s: {"window": {"start_unix": 0, "end_unix": 900}, "generator": {"job": f"load-{s}-dry-run"}}
+                         for s in o.systems}} if ex.dry_run else results.load(None))
+        found = metrics_for(cl, run)
+        if not ex.dry_run:
+            for system, usage in found.items():
+                res = run["systems"][system]
+                res["resources"] = mon.resources_entry(usage, res.get("window_s") or 0.0,
+                                                       workload_resources(costs, tier)["loadgen"])
+                if res.get("status") == "ok" and "client-bound" in res["resources"]["labels"]:
+                    res["limited_by"] = "load generator (client-bound)"
+            results.save(results.apply_metrics(run))
+        out[tier] = found
+    if o.dry_run:
+        print_plan(ex.steps, log=log)
+    return out
+
+
+def down_tier(cl: Cluster) -> None:
+    ph = "down"
+    terraform_init(cl, ph)
+    try:
+        cl.ex.run(ph, _tf("destroy", "-input=false", "-auto-approve", "-lock-timeout=300s", *tf_vars(cl.o)),
+                  what=f"terraform destroy: everything of tier {cl.o.tier} (buckets with their objects)",
+                  timeout=T_TERRAFORM, env=_tf_env())
+    except RunFailed as exc:
+        left = cl.ex.run(ph, _tf("state", "list"), what="list what is still running", timeout=300,
+                         env=_tf_env(), check=False).stdout.split()
+        raise RunFailed(f"terraform destroy failed for tier {cl.o.tier} ({one_line(exc)}); still in state: "
+                        f"{', '.join(left) or 'nothing'}; results are kept; rerun `inv down --target gke --tier "
+                        f"{cl.o.tier}`") from None
+    if not cl.ex.dry_run:
+        for path in (cl.kubeconfig, cl.state_file):
+            path.unlink(missing_ok=True)
+
+
+def down(opts: dict[str, Any], *, log=print) -> list[dict[str, Any]]:
+    """terraform destroy per tier (idempotent; runnable alone from the saved state in the GCS backend)."""
+    o, costs = _prepare(opts)
+    ex = _executor(o, log)
+    errors = []
+    for cl in _clusters(o, costs, ex):
+        try:
+            down_tier(cl)
+        except RunFailed as exc:
+            errors.append(one_line(exc))
+    if o.dry_run:
+        print_plan(ex.steps, log=log)
+    if errors:
+        raise RunFailed("; ".join(errors))
+    return ex.steps
+
+
+def ci(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
+    """Per tier, in sequence: deploy -> smoke -> bench, destroy ALWAYS (finally), then metrics and report."""
+    from scripts import results
+    o, costs = _prepare(opts)
+    ex = _executor(o, log)
+    docs: dict[str, Any] = {}
+    failures: list[str] = []
+    for tier in o.tiers:
+        cl = Cluster(o.for_tier(tier), costs, ex)
+        log(estimate_text(costs, cl.o))
+        doc = None
+        try:
+            deploy_tier(cl)
+            smoke_tier(cl)
+            doc = _bench_tier(cl, results)
+        except HarnessError as exc:
+            failures.append(f"{tier}: {one_line(exc)}")
+        finally:
+            try:
+                down_tier(cl)   # teardown before anything is published
+            except RunFailed as exc:
+                failures.append(one_line(exc))
+        if doc is not None:
+            metrics(opts | {"tiers": [tier], "tier": tier}, log=log, doc=doc) if not ex.dry_run else \
+                metrics_for(cl, {"systems": {s: {"window": {"start_unix": 0, "end_unix": 1},
+                                                 "generator": {"job": f"load-{s}-dry-run"}} for s in o.systems}})
+            if not ex.dry_run:
+                from scripts import update_readme
+                update_readme.report(doc)
+            else:
+                ex.note("report", "render README results table and the PR body from the results JSON")
+            docs[tier] = doc
+    if o.dry_run:
+        print_plan(ex.steps, log=log)
+    if failures:
+        raise RunFailed("; ".join(failures))
+    return docs
+
+
+def plan(opts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The exact ordered steps of `ci` for opts (pure: nothing runs, no credentials needed)."""
+    o, costs = _prepare({**opts, "dry_run": True})
+    ex = Executor(dry_run=True, log=lambda _text: None)
+    steps: list[dict[str, Any]] = []
+    for tier in o.tiers:
+        cl = Cluster(o.for_tier(tier), costs, ex)
+        deploy_tier(cl)
+        smoke_tier(cl)
+        _bench_tier(cl, _DryResults)
+        down_tier(cl)
+        for step in ex.steps[len(steps):]:
+            step["tier"] = tier
+            if step["phase"] == "down":
+                step["always"] = True
+        metrics_for(cl, {"systems": {s: {"window": {"start_unix": 0, "end_unix": 1},
+                                         "generator": {"job": f"load-{s}-dry-run"}} for s in o.systems}})
+        ex.note("report", "render README results table and the PR body from the results JSON")
+        for step in ex.steps[len(steps):]:
+            step.setdefault("tier", tier)
+        steps = list(ex.steps)
+    return steps
+
+
+class _DryResults:
+    """Stands in for scripts.results in a plan: shapes entries without touching files."""
+
+    @staticmethod
+    def system_entry(obs: dict[str, Any]) -> dict[str, Any]:
+        return dict(obs)
+
+
+def print_plan(steps: list[dict[str, Any]], *, log=print) -> None:
+    for step in steps:
+        where = f"[{step.get('tier', '')}{'/' if step.get('tier') else ''}{step['phase']}]"
+        if step["tool"] == "api":
+            action = f"{step['method']} {step['url']}"
+        elif step["tool"] in ("note", "clock"):
+            action = ""
+        else:
+            env = " ".join(f"{k}={v}" for k, v in (step.get("env") or {}).items())
+            cwd = f"(cd {step['cwd']}) " if step.get("cwd") else ""
+            action = cwd + (env + " " if env else "") + " ".join(_quote(c) for c in step["cmd"])
+        always = " (always)" if step.get("always") else ""
+        log(f"{step['n']:3d}. {where}{always} {step['what']}" + (f"\n       $ {action}" if action else ""))
+
+
+def _quote(text: str) -> str:
+    import shlex
+    return shlex.quote(str(text))
+
+
+# ============================================================================ CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.gke", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=(*STEPS, "plan", "tfvars"), help="what to do")
+    parser.add_argument("--dry-run", action="store_true", help="print the exact steps; run nothing")
+    parser.add_argument("--tier", default="small", help="tier from costs.json")
+    parser.add_argument("--tiers", default=None, help="comma-separated tiers, run one after another")
+    parser.add_argument("--project", default=None, help="Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)")
+    parser.add_argument("--region", default=None, help="region (default: costs.json region)")
+    parser.add_argument("--systems", default="trillian,tesseract", help="comma-separated systems")
+    parser.add_argument("--qps", type=float, default=200, help="offered write rate per system")
+    parser.add_argument("--duration", type=float, default=DEFAULT_WINDOW_S, help="measured window, seconds")
+    parser.add_argument("--warmup", type=float, default=DEFAULT_WARMUP_S, help="unmeasured warmup, seconds")
+    parser.add_argument("--loadgen", default="uniform", choices=LOADGENS, help="load generator")
+    parser.add_argument("--run-dir", type=Path, default=paths.RESULTS_DIR, help="where results go")
+    args = parser.parse_args(argv)
+    if args.step == "tfvars":
+        costs = costs_mod.load_costs()
+        for tier in costs_mod.tier_names(costs):
+            (TF_DIR / "tiers" / f"{tier}.tfvars").write_text(tfvars_text(costs, tier))
+            print(f"wrote terraform/tiers/{tier}.tfvars")
+        return 0
+    opts = {"tier": args.tier, "tiers": (args.tiers.split(",") if args.tiers else [args.tier]),
+            "systems": args.systems.split(","), "qps": args.qps, "duration": args.duration, "warmup": args.warmup,
+            "dry_run": args.dry_run, "project": args.project, "region": args.region, "run_dir": args.run_dir,
+            "loadgen": args.loadgen}
+    if args.step == "plan":
+        print_plan(plan(opts))
+        return 0
+    result = globals()[args.step](opts)
+    if args.step in ("bench", "metrics", "smoke", "ci") and not args.dry_run:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+run = cli_entry(main)
+
+if __name__ == "__main__":
+    run()
