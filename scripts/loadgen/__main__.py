@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
                    help="certificate generator processes")
     p.add_argument("--verify-procs", type=int, default=d["verify_procs"].default,
                    help="SCT verifier processes (0: in the sender)")
+    p.add_argument("--sender-cpu", type=int, default=None, help="pin the sending process to this CPU")
     p.add_argument("--label", default="", help="free-form label echoed in the result (e.g. the system name)")
     p.add_argument("--out", type=Path, help="write the result JSON here (default: stdout)")
     return p
@@ -50,7 +51,7 @@ def spec_from_args(a: argparse.Namespace) -> LoadSpec:
                     warmup_s=a.warmup, max_in_flight=a.max_in_flight, arrival=a.arrival, seed=a.seed,
                     timeout_s=a.timeout, retries=a.retries, leaf_key=a.leaf_key, chain_length=a.chain_length,
                     san_count=a.san_count, generator_procs=a.generator_procs, verify_procs=a.verify_procs,
-                    label=a.label)
+                    sender_cpu=a.sender_cpu, label=a.label)
 
 
 def _write(doc: dict, out: Path | None) -> None:

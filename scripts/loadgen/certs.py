@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import queue
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,13 +231,15 @@ def _generator_main(issuer: Issuer, shape: ChainShape, count: int, out: "mp.Queu
 
 
 class CertPool:
-    """Helper processes fill a bounded queue with (leaf DER, body) items; `take()` never blocks."""
+    """Helper processes fill a bounded queue with (leaf DER, body) batches; a feeder thread moves them
+    into a local deque, so `take()` never blocks the event loop (reading a batch off the pipe can)."""
 
     def __init__(self, issuer: Issuer, shape: ChainShape, total: int, procs: int = 1, ahead: int = 20_000):
         shape.validate()
         if procs < 1:
             raise BadInput(f"generator processes {procs}: need at least 1")
         self.total = total
+        self.ahead = ahead
         ctx = mp.get_context("spawn")
         self._queue: mp.Queue = ctx.Queue(maxsize=max(2, ahead // BATCH))
         self._stop = ctx.Event()
@@ -245,56 +248,72 @@ class CertPool:
                                    name=f"loadgen-certs-{i}", daemon=True)
                        for i, n in enumerate(share) if n > 0]
         self._items: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self._feeder = threading.Thread(target=self._feed, name="loadgen-cert-feeder", daemon=True)
+        self._closing = threading.Event()
         self.received = 0
         self.error: str | None = None
 
     def start(self) -> None:
         for p in self._procs:
             p.start()
+        self._feeder.start()
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs if p.pid is not None]
 
-    def _pull(self, block_s: float = 0.0) -> bool:
-        try:
-            got = self._queue.get(timeout=block_s) if block_s > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return False
-        if isinstance(got, str):
-            self.error = got
-            raise RunFailed(got)
-        self._items.extend(got)
-        self.received += len(got)
-        return True
+    def _feed(self) -> None:
+        while not self._closing.is_set() and self.received < self.total:
+            if len(self._items) >= self.ahead:
+                time.sleep(0.01)  # far enough ahead; let the generators' queue absorb the rest
+                continue
+            try:
+                got = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if not any(p.is_alive() for p in self._procs) and self._queue.empty():
+                    if self.received < self.total and self.error is None:
+                        self.error = "certificate generator exited early"
+                    return
+                continue
+            except (OSError, ValueError, EOFError):
+                return
+            if isinstance(got, str):
+                self.error = got
+                return
+            self._items.extend(got)
+            self.received += len(got)
 
     def fill(self, want: int, deadline_s: float) -> None:
         """Block until `want` items are ready (or everything was made), within a deadline."""
         want = min(want, self.total)
         end = time.monotonic() + deadline_s
         while len(self._items) < want:
+            if self.error:
+                raise RunFailed(self.error)
             if time.monotonic() > end:
                 raise RunFailed(f"certificate pool: {len(self._items)} of {want} leaves ready after {deadline_s:.0f}s")
-            if not self._pull(block_s=0.1) and not any(p.is_alive() for p in self._procs) and self._queue.empty():
-                if self.error is None and len(self._items) < want:
-                    raise RunFailed("certificate generator exited early")
+            time.sleep(0.02)
 
     def take(self) -> tuple[bytes, bytes] | None:
-        if len(self._items) < BATCH:
-            # Non-blocking top-up: a few hundred µs per BATCH items, amortised.
-            while self._pull() and len(self._items) < 4 * BATCH:
-                pass
-        return self._items.popleft() if self._items else None
+        try:
+            return self._items.popleft()
+        except IndexError:
+            return None
 
     def close(self) -> None:
+        self._closing.set()
         self._stop.set()
+        if self._feeder.is_alive():
+            self._feeder.join(timeout=2)
         # Drain so children blocked on put() can exit.
         try:
             while True:
                 self._queue.get_nowait()
-        except (queue.Empty, OSError, ValueError):
+        except (queue.Empty, OSError, ValueError, EOFError):
             pass
         for p in self._procs:
+            if p.pid is None:
+                continue  # never started
             p.join(timeout=2)
             if p.is_alive():
                 p.terminate()

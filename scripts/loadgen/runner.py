@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import gc
 import math
 import multiprocessing as mp
 import os
 import platform
 import resource
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -39,6 +41,7 @@ VERIFY_BATCH = 256
 VERIFY_FLUSH_S = 0.05
 START_LEAD_S = 0.05
 LAG_P99_LIMIT_MS = 10.0     # schedule lag p99 above this: the client could not keep the schedule
+RUNQUEUE_WAIT_LIMIT = 0.1  # sender runnable-but-waiting above this share of the run: machine-bound
 MAX_SAMPLES = 2000          # time-to-integration samples per run
 HEADERS = {"Content-Type": "application/json"}
 
@@ -72,6 +75,7 @@ class LoadSpec:
     prefill_s: float = 2.0                 # seconds of arrivals generated before the clock starts
     setup_deadline_s: float = 120.0
     client_bound_cpu: float = 0.9          # sender CPU (cores) at or above this marks the run client-bound
+    sender_cpu: int | None = None          # pin the sender process to this CPU; helpers then avoid it
     probe_interval_s: float = 1.0
     integration_wait_s: float = 10.0       # after the last response, keep probing this long at most
     label: str = ""
@@ -118,6 +122,9 @@ class LoadSpec:
         need(isinstance(self.verify_procs, int) and 0 <= self.verify_procs <= 64,
              f"verify processes {self.verify_procs!r}: need 0..64")
         need(self.probe_interval_s > 0, "probe interval must be positive")
+        if self.sender_cpu is not None:
+            cpus = sorted(os.sched_getaffinity(0))
+            need(self.sender_cpu in cpus, f"sender CPU {self.sender_cpu!r}: not one of the usable CPUs {cpus}")
         self.shape.validate()
 
     def public(self) -> dict:
@@ -171,6 +178,7 @@ class _Run:
         self.probe_errors = 0
         self.probe_last_error: str | None = None
         self.start_tree_size: int | None = None
+        self.runqueue_wait = 0.0
 
     # --- sending ------------------------------------------------------------------------------------
 
@@ -400,7 +408,12 @@ class _Run:
                 if spec.tree_size_probe is not None:
                     await self.probe_once(initial=True)  # the start size, before any of our entries
                 background.append(asyncio.create_task(self.verify_flusher()))
+                if spec.sender_cpu is not None:
+                    pin_sender(me, spec.sender_cpu)
+                gc.collect()
+                gc.freeze()  # long-lived setup objects out of the collector's way: fewer, shorter pauses
                 cpu_start = me.cpu_times()
+                wait_start = runqueue_wait_s()
                 helpers_start = helper_cpu(me)
                 self.t0 = self.clock() + START_LEAD_S
                 started_unix = time.time() + START_LEAD_S
@@ -427,8 +440,11 @@ class _Run:
                         raise RunFailed(f"SCT verification did not finish within {verify_deadline:.0f}s")
                 if self.verify_failure:
                     raise RunFailed(self.verify_failure)
+                if self.pool.error:
+                    raise RunFailed(self.pool.error)
                 last_response = self.clock() - self.t0
                 cpu_end = me.cpu_times()
+                self.runqueue_wait = runqueue_wait_s() - wait_start
                 helpers_end = helper_cpu(me)
                 if spec.tree_size_probe is not None:
                     wait_end = self.clock() + spec.integration_wait_s
@@ -436,6 +452,7 @@ class _Run:
                         await asyncio.sleep(min(spec.probe_interval_s, 0.5))
                     await self.probe_once()
         finally:
+            gc.unfreeze()
             for task in background:
                 task.cancel()
             if background:
@@ -473,6 +490,8 @@ class _Run:
             reasons.append(f"sender used {sender_cores:.2f} of a core (limit {spec.client_bound_cpu})")
         if lag["p99"] is not None and lag["p99"] > LAG_P99_LIMIT_MS:
             reasons.append(f"schedule lag p99 {lag['p99']:.1f} ms > {LAG_P99_LIMIT_MS} ms")
+        if self.runqueue_wait > RUNQUEUE_WAIT_LIMIT * busy_s:
+            reasons.append(f"sender waited {self.runqueue_wait:.1f}s for a CPU (machine busy)")
         if self.skipped_no_cert:
             reasons.append(f"certificate pool ran dry {self.skipped_no_cert} times")
         seconds = int(math.ceil(spec.duration_s))
@@ -511,6 +530,9 @@ class _Run:
                 "sender_cores": round(sender_cores, 3),
                 "helpers_s": round(helpers_cpu, 3),
                 "total_cores": round((sender_cpu + helpers_cpu) / busy_s, 3),
+                # Time the sender was runnable but waiting for a CPU (other processes had it): high values
+                # mean the machine, not this code, delayed the schedule.
+                "sender_runqueue_wait_s": round(self.runqueue_wait, 3),
                 "cpus_available": len(os.sched_getaffinity(0)),
             },
             "client_bound": bool(reasons),
@@ -530,6 +552,27 @@ def helper_cpu(me: psutil.Process) -> dict[int, float]:
         except psutil.Error:
             continue
     return out
+
+
+def runqueue_wait_s() -> float:
+    """Seconds the sender's main thread spent runnable but not running (Linux schedstat), else 0."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def pin_sender(me: psutil.Process, cpu: int) -> None:
+    """The sender gets `cpu` to itself (as far as this process tree goes): helpers move to the others."""
+    others = sorted(set(os.sched_getaffinity(0)) - {cpu})
+    if others:
+        for child in me.children(recursive=True):
+            try:
+                child.cpu_affinity(others)
+            except psutil.Error:
+                continue
+    os.sched_setaffinity(0, {cpu})
 
 
 def raise_nofile(want: int) -> None:
