@@ -2,6 +2,7 @@
 # BASE_IMAGE is passed as a digest resolved at build time (scripts/gke.py: crane digest), so every
 # run records exactly which Python image it measured with.
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim
+# checkov:skip=CKV_DOCKER_7: the tag is resolved to a digest at build time and passed as BASE_IMAGE (see above)
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
