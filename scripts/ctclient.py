@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from scripts import ctverify
 from scripts.ctverify import TreeHead
@@ -73,3 +74,23 @@ def add_chain(session: requests.Session, url: str, chain_der: list[bytes], *, ti
         except ValueError:
             result.error = "200 with a body that is not JSON"
     return result
+
+
+def counter_value(text: str, metric: str, labels: dict[str, str]) -> float:
+    """Sum of a Prometheus counter's samples whose labels include `labels` (structured, not grepped)."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (metric, f"{metric}_total") and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def read_counter(spec: dict[str, Any], *, timeout: float = 3.0) -> float | None:
+    """A server-side counter (e.g. CTFE's AddChain 200 responses: SCTs issued); None if unreadable."""
+    try:
+        resp = requests.get(spec["url"], timeout=timeout)
+        resp.raise_for_status()
+        return counter_value(resp.text, spec["metric"], spec["labels"])
+    except (requests.RequestException, ValueError):
+        return None

@@ -228,6 +228,8 @@ class Deployment:
             "public_key": str(self.pki.trillian_pub), "log_config": str(cfg_path),
             "ctfe_host": f"{BIND_ADDRESS}:{ports['ctfe_http']}",
             "signer_metrics": f"http://127.0.0.1:{ports['signer_http']}/metrics",
+            "accepted_counter": {"url": f"http://127.0.0.1:{ports['ctfe_metrics']}/metrics", "metric": "http_rsps",
+                                 "labels": {"ep": "AddChain", "rc": "200"}},
             "components": ["mariadb", "trillian_log_server", "trillian_log_signer", "ct_server"],
             "knobs": {"signer": dict(SIGNER_FLAGS), "quota_system": "mysql (max_unsequenced_rows default 500000)"},
         }

@@ -37,6 +37,8 @@ DRAIN_QUIET_S = 4.0                  # tree unchanged this long after the load s
 DRAIN_DEADLINE_S = 60.0
 WALL_SLACK_S = 120.0                 # wall-clock timeout = warmup + duration + this
 READ_FAILURES_FATAL = 10             # consecutive tree-head read failures that fail the run
+STALL_DEADLINE_S = 5.0               # a component or generator stopped (SIGSTOP) this long fails the run
+READ_PATH = {"trillian": "ct_server", "tesseract": "tesseract_static"}  # who serves the tree head
 BACKLOG_TOLERANCE = 0.10             # backlog above this share of integrated entries: not sustainable
 STABILITY_BUCKET_S = 5.0
 UNSTABLE_COV = 0.10
@@ -169,6 +171,9 @@ def judge(obs: dict[str, Any], duration: float) -> tuple[str, str]:
         return "failed", obs["error"]
     if obs.get("dead_components"):
         return "failed", f"component died during the run: {', '.join(obs['dead_components'])}"
+    if obs.get("stalled_components"):
+        return "failed", (f"component stalled (stopped, not scheduled) for {STALL_DEADLINE_S:g}s or more: "
+                          f"{', '.join(obs['stalled_components'])}")
     if obs.get("generator_exited"):
         codes = obs.get("generator_exit_codes", {})
         return "failed", (f"load generator exited before the window ended ("
@@ -241,7 +246,8 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
         t_start = time.monotonic()
         t0, t1 = t_start + settings.warmup, t_start + settings.warmup + settings.duration
         head0 = head1 = None
-        failures = 0
+        failures, first_failure = 0, 0.0
+        stalled_since: dict[str, float] = {}
         while True:
             now = time.monotonic()
             if now - t_start > budget:
@@ -254,13 +260,21 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
                 raise RunFailed(f"signed tree failed verification: {exc}") from None
             except (requests.RequestException, RunFailed) as exc:
                 failures += 1
+                first_failure = first_failure if failures > 1 else now
                 if failures >= READ_FAILURES_FATAL:
-                    raise RunFailed(f"cannot read {system}'s signed tree head for {failures} s: "
+                    raise RunFailed(f"cannot read {system}'s signed tree head (served by {READ_PATH.get(system, '?')})"
+                                    f" for {time.monotonic() - first_failure:.0f}s ({failures} tries): "
                                     f"{' '.join(str(exc).split())[:160]}") from None
                 head = None
             dead = [n for n, rec in components.items() if not proc.alive(rec)]
             if dead:
                 obs["dead_components"] = dead
+                break
+            now_stalled = [n for n, rec in {**components, **gen.procs}.items() if proc.stalled(rec)]
+            stalled_since = {n: stalled_since.get(n, now) for n in now_stalled}
+            over = [n for n, since in stalled_since.items() if now - since >= STALL_DEADLINE_S]
+            if over:
+                obs["stalled_components"] = over
                 break
             if gen.dead():
                 obs["generator_exited"] = True
@@ -268,8 +282,12 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
                 break
             if head is not None and head0 is None and now >= t0:
                 head0, obs["window_start"] = head, now
+                accepted0 = _accepted(info)
             if head is not None and head0 is not None and now >= t1:
                 head1, obs["window_end"] = head, now
+                accepted1 = _accepted(info)
+                if accepted0 is not None and accepted1 is not None:
+                    obs["accepted_in_window"] = int(accepted1 - accepted0)
                 break
             if head0 is not None and head is not None:
                 rate = (head.size - head0.size) / max(now - obs["window_start"], 1e-9)
@@ -299,14 +317,27 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
         obs["qps"] = round(obs["entries_integrated"] / obs["window_s"], 2)
         rates = per_interval_rates(obs["tree"], obs["window_start"], obs["window_end"], STABILITY_BUCKET_S)
         obs["stability"] = stability(rates)
-        backlog = obs.get("backlog_at_window_end") or 0
-        obs["sustainable"] = backlog <= max(config.MIN_ENTRIES, BACKLOG_TOLERANCE * obs["entries_integrated"])
+        obs["sustainable"] = sustainable(obs)
         obs["resources"] = metrics.analyse(obs["samples"], list(components), list(gen.procs) if gen else [],
                                            obs["window_start"], obs["window_end"])
         obs["limited_by"] = limited_by(obs)
     else:
         obs["qps"] = None
     return obs
+
+
+def _accepted(info: dict[str, Any]) -> float | None:
+    spec = info.get("accepted_counter")
+    return ctclient.read_counter(spec) if spec else None
+
+
+def sustainable(obs: dict[str, Any]) -> bool:
+    """False when the log accepted clearly more than it integrated (METHOD rule 1)."""
+    allowance = max(config.MIN_ENTRIES, BACKLOG_TOLERANCE * obs["entries_integrated"])
+    if (obs.get("backlog_at_window_end") or 0) > allowance:
+        return False
+    accepted = obs.get("accepted_in_window")
+    return accepted is None or accepted - obs["entries_integrated"] <= allowance
 
 
 def limited_by(obs: dict[str, Any]) -> str:
@@ -318,6 +349,8 @@ def limited_by(obs: dict[str, Any]) -> str:
         return "offered rate (the log kept up; its capacity is at least this)"
     if not obs.get("sustainable", True):
         return "log (backlog grew: not sustainable)"
+    if obs.get("generator", {}).get("kind") == "native":
+        return "log latency or the closed-loop native generator (it waits for each operation)"
     return "log"
 
 

@@ -178,8 +178,9 @@ def system_entry(obs: dict[str, Any]) -> dict[str, Any]:
     """The published part of one system's observations (raw samples go to samples.json)."""
     keep = ("status", "reason", "qps", "offered_qps", "duration_s", "warmup_s", "window_s", "start_tree_size",
             "tree_size_window_start", "tree_size_window_end", "entries_integrated", "final_tree_size",
-            "backlog_at_window_end", "sustainable", "stability", "limited_by", "generator", "generator_exit_codes",
-            "resources", "smoke", "dead_components", "tree", "loadgen_result", "repeats", "repeat_stats")
+            "backlog_at_window_end", "accepted_in_window", "sustainable", "stability", "limited_by", "generator", "generator_exit_codes",
+            "resources", "smoke", "dead_components", "stalled_components", "tree", "loadgen_result", "repeats",
+            "repeat_stats")
     out = {k: obs[k] for k in keep if k in obs}
     out.setdefault("qps", None)
     out.setdefault("reason", "")

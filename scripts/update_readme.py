@@ -94,6 +94,8 @@ def _system_view(name: str, res: dict[str, Any], doc: dict[str, Any]) -> dict[st
         "tree_start": res["tree_size_window_start"], "tree_end": res["tree_size_window_end"],
         "window_s": f"{res['window_s']:.2f}", "final_tree": _num(res.get("final_tree_size")),
         "backlog": _num(res.get("backlog_at_window_end")),
+        "accepted_text": (f" The log issued {_num(res['accepted_in_window'])} SCTs in the window (server-side count)."
+                          if res.get("accepted_in_window") is not None else ""),
         "sustainable_text": "sustainable" if res.get("sustainable", True) else "NOT sustainable: accepted ≫ integrated",
         "buckets": stab.get("buckets", 0), "bucket_s": f"{stab.get('bucket_s', 0):g}",
         "cov": "—" if stab.get("cov") is None else f"{stab['cov']:.3f}",

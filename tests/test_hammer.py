@@ -72,3 +72,17 @@ def test_limited_by_labels():
     behind = {**kept_up, "qps": 40, "sustainable": False}
     assert "not sustainable" in hammer.limited_by(behind)
     assert hammer.limited_by({**kept_up, "qps": 40}) == "log"
+
+
+def test_sustainable_compares_accepted_with_integrated():
+    base = {"entries_integrated": 1000, "backlog_at_window_end": 20}
+    assert hammer.sustainable(base)
+    assert not hammer.sustainable({**base, "backlog_at_window_end": 500})
+    assert not hammer.sustainable({**base, "accepted_in_window": 1500})
+    assert hammer.sustainable({**base, "accepted_in_window": 1050})
+
+
+def test_native_shortfall_is_not_blamed_on_the_log_alone():
+    obs = {"resources": {"labels": []}, "offered_qps": 200, "generator": {"kind": "native", "offered_qps": 198},
+           "qps": 150, "sustainable": True}
+    assert "closed-loop" in hammer.limited_by(obs)
