@@ -53,15 +53,29 @@ class Generator:
     offered_qps: float
     result_file: Path | None = None
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    finish_deadline_s: float = 0.0   # > 0: let it finish its own schedule (uniform) before stopping it
 
     def dead(self) -> list[str]:
         return [n for n, rec in self.procs.items() if not proc.alive(rec)]
 
-    def stop(self) -> None:
+    def stop(self, *, window_completed: bool = False) -> None:
+        if window_completed and self.finish_deadline_s > 0:
+            end = time.monotonic() + self.finish_deadline_s
+            while time.monotonic() < end and not all(not proc.alive(r) for r in self.procs.values()):
+                time.sleep(0.2)
         for name, rec in self.procs.items():
             code = proc.exit_code(rec)
             proc.stop(rec, grace=5)
             self.exit_codes[name] = code  # None = we stopped it (it was still running)
+
+    def result(self) -> dict[str, Any] | None:
+        if self.result_file is None:
+            return None
+        try:
+            import json
+            return json.loads(self.result_file.read_text())
+        except (OSError, ValueError):
+            return None
 
 
 # --------------------------------------------------------------------------- generators
@@ -113,7 +127,33 @@ def start_tesseract_hammer(st: dict, settings: config.Settings, run_dir: Path, b
                      "no readers, no duplicates)", {name: rec}, flags, float(flags["max_write_ops"]))
 
 
+UNIFORM_TAIL_S = 3.0        # the uniform schedule runs this long past the window's end
+
+
+def start_uniform(system: str):
+    def start(st: dict, settings: config.Settings, run_dir: Path, budget_s: float) -> Generator:
+        info = st["systems"][system]
+        pki_dir = Path(st["pki"]["dir"])
+        out = run_dir / f"loadgen_{system}.json"
+        flags = {"url": info["add_chain_url"], "log-public-key": info["public_key"],
+                 "intermediate": str(pki_dir / "intermediate.pem"),
+                 "intermediate-key": str(pki_dir / "intermediate.key.pem"),
+                 "rate": f"{settings.qps:g}", "duration": f"{settings.warmup + settings.duration + UNIFORM_TAIL_S:g}",
+                 "warmup": f"{settings.warmup:g}", "max-in-flight": str(settings.max_in_flight),
+                 "label": system, "out": str(out)}
+        name = f"loadgen_{system}"
+        rec = proc.spawn(name, [sys.executable, "-m", "scripts.loadgen", *[f"--{k}={v}" for k, v in flags.items()]],
+                         log_path=run_dir / "logs" / f"{name}.log", cwd=paths.REPO)
+        return Generator("uniform", f"uniform open-loop generator ({settings.qps:g}/s constant arrivals, "
+                         f"≤ {settings.max_in_flight} in flight, fresh ECDSA P-256 leaves, chain [leaf, intermediate])",
+                         {name: rec}, flags, float(settings.qps), result_file=out,
+                         finish_deadline_s=UNIFORM_TAIL_S + 90.0)
+    return start
+
+
 STARTERS: dict[tuple[str, str], Callable[..., Generator]] = {
+    ("uniform", "trillian"): start_uniform("trillian"),
+    ("uniform", "tesseract"): start_uniform("tesseract"),
     ("native", "trillian"): start_ct_hammer,
     ("native", "tesseract"): start_tesseract_hammer,
 }
@@ -281,10 +321,10 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
                 obs["generator_exit_codes"] = {n: proc.exit_code(gen.procs[n]) for n in gen.dead()}
                 break
             if head is not None and head0 is None and now >= t0:
-                head0, obs["window_start"] = head, now
+                head0, obs["window_start"], obs["window_start_unix"] = head, now, time.time()
                 accepted0 = _accepted(info)
             if head is not None and head0 is not None and now >= t1:
-                head1, obs["window_end"] = head, now
+                head1, obs["window_end"], obs["window_end_unix"] = head, now, time.time()
                 accepted1 = _accepted(info)
                 if accepted0 is not None and accepted1 is not None:
                     obs["accepted_in_window"] = int(accepted1 - accepted0)
@@ -304,8 +344,9 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
     finally:
         bar.close()
         if gen is not None:
-            gen.stop()
+            gen.stop(window_completed="window_end" in obs and not obs.get("error"))
             obs["generator_exit_codes"] = obs.get("generator_exit_codes") or gen.exit_codes
+            _read_generator_result(gen, obs)
         sampler.stop()
     obs["final_tree_size"] = _drain(reader, obs)
     if "tree_size_window_end" in obs and obs["final_tree_size"] is not None:
@@ -320,10 +361,41 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
         obs["sustainable"] = sustainable(obs)
         obs["resources"] = metrics.analyse(obs["samples"], list(components), list(gen.procs) if gen else [],
                                            obs["window_start"], obs["window_end"])
+        if obs.get("generator_client_bound") and "client-bound" not in obs["resources"]["labels"]:
+            obs["resources"]["labels"].append("client-bound")
         obs["limited_by"] = limited_by(obs)
     else:
         obs["qps"] = None
     return obs
+
+
+def _read_generator_result(gen: Generator, obs: dict[str, Any]) -> None:
+    """The uniform generator's own JSON: request classes, latency, its CPU; a failure there fails the run."""
+    if gen.result_file is None:
+        return
+    result = gen.result()
+    if result is None:
+        obs.setdefault("error", f"load generator wrote no result ({gen.result_file.name}); "
+                                f"exit codes {gen.exit_codes}")
+        return
+    obs["loadgen_result"] = {k: v for k, v in result.items() if k not in ("per_second_ok", "per_second_sent")}
+    if result.get("status") == "failed":
+        obs.setdefault("error", f"load generator failed: {result.get('reason', 'no reason given')}")
+        return
+    if result.get("client_bound"):
+        obs["generator_client_bound"] = result.get("client_bound_reasons") or ["generator reported client-bound"]
+    accepted = ok_in_window(result.get("per_second_ok"), result.get("start_unix"), obs.get("window_start_unix"),
+                            obs.get("window_end_unix"))
+    if accepted is not None:
+        obs["accepted_in_window"] = accepted
+
+
+def ok_in_window(per_second: list[int] | None, start_unix: float | None, t0: float | None,
+                 t1: float | None) -> int | None:
+    """OK responses whose second [start+i, start+i+1) lies inside the window [t0, t1) (pure)."""
+    if not per_second or start_unix is None or t0 is None or t1 is None:
+        return None
+    return int(sum(n for i, n in enumerate(per_second) if t0 <= start_unix + i and start_unix + i + 1 <= t1 + 0.5))
 
 
 def _accepted(info: dict[str, Any]) -> float | None:

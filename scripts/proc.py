@@ -123,6 +123,15 @@ def alive(rec: Mapping) -> bool:
     return _process(rec) is not None
 
 
+def stalled(rec: Mapping) -> bool:
+    """The process exists but is stopped (SIGSTOP / job control): it answers nothing until continued."""
+    p = _process(rec)
+    try:
+        return p is not None and p.status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
+
+
 def exit_code(rec: Mapping) -> int | None:
     """Exit status of a component this process spawned (None if unknown or still running)."""
     child = _CHILDREN.get(int(rec["pid"]))
