@@ -349,7 +349,9 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
             _read_generator_result(gen, obs)
         sampler.stop()
     obs["final_tree_size"] = _drain(reader, obs)
-    if "tree_size_window_end" in obs and obs["final_tree_size"] is not None:
+    if "tree_size_window_end" in obs and obs["final_tree_size"] is not None and not (gen and gen.finish_deadline_s):
+        # Only meaningful when the load stopped at the window's end (native generators); the uniform
+        # generator's SCTs are counted per second instead (accepted_in_window).
         obs["backlog_at_window_end"] = obs["final_tree_size"] - obs["tree_size_window_end"]
     obs["samples"] = sampler.export()
     status, reason = judge(obs, settings.duration)
@@ -414,11 +416,11 @@ def sustainable(obs: dict[str, Any]) -> bool:
 
 def limited_by(obs: dict[str, Any]) -> str:
     labels = obs.get("resources", {}).get("labels", [])
-    if "client-bound" in labels:
-        return "load generator (client-bound)"
     offered = obs.get("generator", {}).get("offered_qps") or obs["offered_qps"]
     if obs.get("qps") and obs["qps"] >= 0.95 * offered:
         return "offered rate (the log kept up; its capacity is at least this)"
+    if "client-bound" in labels:
+        return "load generator (client-bound)"
     if not obs.get("sustainable", True):
         return "log (backlog grew: not sustainable)"
     if obs.get("generator", {}).get("kind") == "native":

@@ -66,7 +66,9 @@ def test_stability_flags_a_stalling_log():
 
 
 def test_limited_by_labels():
-    assert "client-bound" in hammer.limited_by({"resources": {"labels": ["client-bound"]}, "offered_qps": 100, "qps": 100})
+    assert "client-bound" in hammer.limited_by({"resources": {"labels": ["client-bound"]}, "offered_qps": 100, "qps": 60})
+    # A log that integrated the offered rate kept up, whatever the generator's schedule precision.
+    assert hammer.limited_by({"resources": {"labels": ["client-bound"]}, "offered_qps": 100, "qps": 99}).startswith("offered")
     kept_up = {"resources": {"labels": []}, "offered_qps": 100, "generator": {"offered_qps": 100}, "qps": 98}
     assert hammer.limited_by(kept_up).startswith("offered rate")
     behind = {**kept_up, "qps": 40, "sustainable": False}
@@ -86,3 +88,10 @@ def test_native_shortfall_is_not_blamed_on_the_log_alone():
     obs = {"resources": {"labels": []}, "offered_qps": 200, "generator": {"kind": "native", "offered_qps": 198},
            "qps": 150, "sustainable": True}
     assert "closed-loop" in hammer.limited_by(obs)
+
+
+def test_ok_in_window_counts_only_whole_seconds_inside():
+    per_second = [10, 10, 10, 10, 10, 10]
+    assert hammer.ok_in_window(per_second, 100.0, 102.0, 105.0) == 30
+    assert hammer.ok_in_window(per_second, 100.0, 100.0, 106.0) == 60
+    assert hammer.ok_in_window(None, 100.0, 100.0, 106.0) is None
