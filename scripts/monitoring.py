@@ -169,6 +169,17 @@ def gauge_mean(points: list[tuple[float, float, float]], start: float, end: floa
     return math.fsum(use) / len(use) if use else None
 
 
+def summed_gauge_mean(series: list[dict[str, Any]], start: float, end: float) -> float | None:
+    """Mean over time of the sum across series at each instant: Spanner splits its CPU utilization
+    by priority and system/user work, and the instance's load is the sum of those parts."""
+    totals: dict[float, float] = defaultdict(float)
+    for s in series:
+        for (_s, e, v) in s["points"]:
+            if start <= e <= end:
+                totals[e] += v
+    return math.fsum(totals.values()) / len(totals) if totals else None
+
+
 def _cpu_by_container(series: list[dict[str, Any]], start: float, end: float) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = defaultdict(lambda: {"cpu_cores_mean": 0.0, "pods": 0, "resets": 0})
     for s in series:
@@ -196,9 +207,8 @@ def summarize(found: dict[str, list[dict[str, Any]]], start: float, end: float) 
                                   {"cpu_cores_mean": 0.0, "cpu_seconds": 0.0, "pods": 0, "resets": 0})
         c["memory_bytes_mean"] = c.get("memory_bytes_mean", 0.0) + mean
     loadgen = _cpu_by_container(found.get("loadgen_cpu", []), start, end).get(LOADGEN_CONTAINER)
-    db = [m for s in found.get("database_cpu", []) if (m := gauge_mean(s["points"], start, end)) is not None]
     return {"window": {"start_unix": start, "end_unix": end}, "components": components, "loadgen": loadgen,
-            "database_cpu_utilization_mean": (math.fsum(db) / len(db)) if db else None}
+            "database_cpu_utilization_mean": summed_gauge_mean(found.get("database_cpu", []), start, end)}
 
 
 def _millicores(text: str) -> float:

@@ -1,0 +1,271 @@
+"""The GKE target's pure parts and its guards: options, bad input before anything is created, the
+cost estimate first, tier sizing, generated tfvars, key and config builders, the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from scripts import costs as costs_mod
+from scripts import gke, paths
+from scripts.errors import BadInput, RunFailed
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def price_book():
+    return costs_mod.load_costs()
+
+
+def opts(**over):
+    base = {"tier": "small", "tiers": ["small"], "systems": ["trillian", "tesseract"], "qps": 200,
+            "duration": None, "warmup": 60, "dry_run": True, "project": "ctbench-offline",
+            "region": "us-central1", "run_dir": paths.RESULTS_DIR}
+    base.update(over)
+    return base
+
+
+# ------------------------------------------------------------------------------- options and guards
+
+
+def test_defaults_window_is_15_minutes_on_gke(price_book):
+    o = gke.parse_opts(opts(), price_book)
+    assert o.duration == 900 and o.zone == "us-central1-a" and o.loadgen == "uniform"
+    assert o.state_bucket == "ctbench-offline-ctbench-tfstate"
+    # The local default (60 s) left untouched means "not given": still 15 minutes on gke.
+    assert gke.parse_opts(opts(duration=60), price_book).duration == 900
+    assert gke.parse_opts(opts(duration=60, duration_explicit=True), price_book).duration == 60
+    assert gke.parse_opts(opts(duration=300), price_book).duration == 300
+
+
+def test_tiers_run_in_the_given_order(price_book):
+    o = gke.parse_opts(opts(tiers="small,medium,large"), price_book)
+    assert o.tiers == ("small", "medium", "large") and o.tier == "small"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"tier": "huge", "tiers": None}, "unknown tier 'huge'"),
+    ({"tiers": ["small", "xl"]}, "unknown tier 'xl'"),
+    ({"systems": ["trillian", "etcd"]}, "unknown system 'etcd'"),
+    ({"loadgen": "wrk"}, "--loadgen"),
+    ({"qps": 0}, "--qps must be > 0"),
+    ({"qps": "fast"}, "--qps: expected a number"),
+    ({"project": "Not A Project!"}, "not a Google Cloud project id"),
+])
+def test_bad_input_is_one_clear_line(price_book, bad, message):
+    with pytest.raises(BadInput, match=message):
+        gke.parse_opts(opts(**bad), price_book)
+
+
+def test_missing_project_id(monkeypatch, price_book):
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    with pytest.raises(BadInput, match="no Google Cloud project"):
+        gke.parse_opts(opts(project=None), price_book)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "from-env-project")
+    assert gke.parse_opts(opts(project=None), price_book).project == "from-env-project"
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch):
+    """Fail the test if any subprocess or API session would be created."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"something was run: {args[:1]}")
+    monkeypatch.setattr(gke, "_run", refuse)
+    from scripts import gcs
+    monkeypatch.setattr(gcs, "authorized_session", refuse)
+
+
+@pytest.fixture
+def no_credentials(monkeypatch):
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    def default(*args, **kwargs):
+        raise DefaultCredentialsError("Your default credentials were not found.")
+    monkeypatch.setattr(google.auth, "default", default)
+
+
+@pytest.mark.parametrize("step", ["bootstrap", "deploy", "smoke", "bench", "metrics", "down", "ci"])
+def test_no_credentials_stops_every_step_before_anything_is_created(step, nothing_runs, no_credentials):
+    with pytest.raises(BadInput, match="no Google default credentials"):
+        getattr(gke, step)(opts(dry_run=False), log=lambda _t: None)
+
+
+@pytest.mark.parametrize("step", ["bootstrap", "deploy", "smoke", "bench", "metrics", "down", "ci"])
+def test_unknown_tier_stops_every_step_before_anything_is_created(step, nothing_runs):
+    with pytest.raises(BadInput, match="unknown tier"):
+        getattr(gke, step)(opts(tier="xl", tiers=["xl"], dry_run=False), log=lambda _t: None)
+
+
+def test_dry_run_needs_no_credentials(nothing_runs, no_credentials):
+    lines: list[str] = []
+    steps = gke.deploy(opts(), log=lines.append)
+    assert steps and lines[0].startswith("  1. [deploy] cost estimate, tier small:")
+
+
+def test_the_cost_estimate_is_shown_before_anything_is_created(monkeypatch):
+    """A real (not dry) deploy with credentials: the estimate is logged before the first command."""
+    import google.auth
+    from scripts import gcs
+    events: list[str] = []
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (object(), "p"))
+    monkeypatch.setattr(gcs, "authorized_session", lambda: object())
+
+    def first_command(cmd, **kwargs):
+        events.append("run: " + " ".join(cmd[:3]))
+        raise RunFailed("stop here")
+    monkeypatch.setattr(gke, "_run", first_command)
+    with pytest.raises(RunFailed, match="stop here"):
+        gke.deploy(opts(dry_run=False), log=events.append)
+    assert events[0].startswith("cost estimate, tier small:")
+    assert events[1].startswith("run: terraform -chdir=terraform init")
+
+
+def test_estimate_text_is_the_price_book_arithmetic(price_book):
+    o = gke.parse_opts(opts(), price_book)
+    seconds = gke.estimate_seconds(o)
+    assert seconds == 40 * 60 + 2 * (60 + 900 + 300) + 20 * 60
+    est = costs_mod.estimate(price_book, "small", seconds)
+    text = gke.estimate_text(price_book, o)
+    assert f"{est['usd']:.2f} USD" in text and price_book["revision"] in text
+
+
+# ------------------------------------------------------------------------------- sizing and tfvars
+
+
+@pytest.mark.parametrize("tier", ["small", "medium", "large"])
+def test_tfvars_files_match_costs_json(price_book, tier):
+    text = (REPO / "terraform" / "tiers" / f"{tier}.tfvars").read_text()
+    assert text == gke.tfvars_text(price_book, tier), \
+        f"terraform/tiers/{tier}.tfvars is stale: run `python -m scripts.gke tfvars`"
+    spec = price_book["tiers"][tier]
+    assert f'cloudsql_tier            = "{spec["cloudsql"]["tier"]}"' in text
+    assert f'spanner_processing_units = {spec["spanner"]["processing_units"]}' in text
+    assert spec["forwarding_rules"] == 0    # ClusterIP only: no load balancer is priced or created
+
+
+def test_every_tier_has_tfvars_and_nothing_else():
+    files = sorted(p.stem for p in (REPO / "terraform" / "tiers").glob("*.tfvars"))
+    assert files == sorted(costs_mod.tier_names(costs_mod.load_costs()))
+
+
+@pytest.mark.parametrize("tier", ["small", "medium", "large"])
+def test_requests_fit_the_nodes(price_book, tier):
+    res = gke.workload_resources(price_book, tier)
+    pools = price_book["tiers"][tier]["gke"]["node_pools"]
+    for pool, names in (("trillian", ["trillian_log_server", "ct_server", "trillian_log_signer"]),
+                        ("tesseract", ["tesseract"]), ("loadgen", ["loadgen"])):
+        shape = price_book["machine_types"][pools[pool]["machine_type"]]
+        nodes = pools[pool]["nodes"]
+        allocatable = shape["vcpu"] * 1000 - gke._gke_reserved_cpu_m(shape["vcpu"]) - gke.DAEMONSET_CPU_M
+        total = sum(res[n]["cpu_m"] * res[n]["replicas"] for n in names)
+        assert total <= allocatable * nodes, (tier, pool)
+        # worst case on one node: the largest pods that could land together
+        assert max(res[n]["cpu_m"] for n in names) * len(names) <= allocatable, (tier, pool)
+        for n in names:
+            assert res[n]["cpu_m"] > 0 and res[n]["memory_mib"] > 0
+    assert res["trillian_log_signer"]["replicas"] == 1          # no etcd: exactly one signer
+    assert res["tesseract"]["replicas"] == pools["tesseract"]["nodes"]
+
+
+def test_gke_reservations_match_the_documented_table():
+    assert gke._gke_reserved_cpu_m(2) == pytest.approx(70)
+    assert gke._gke_reserved_cpu_m(4) == pytest.approx(80)
+    assert gke._gke_reserved_mem_gib(8) == pytest.approx(1.8 + 100 / 1024)
+    assert gke._gke_reserved_mem_gib(32) == pytest.approx(1 + 0.8 + 0.8 + 16 * 0.06 + 100 / 1024)
+
+
+def test_load_is_the_same_work_for_both_systems(price_book):
+    o = gke.parse_opts(opts(tier="large", qps=1000), price_book)
+    outs = gke.placeholder_outputs("p", "large")
+    a = gke.load_values(price_book, o, "trillian", outs, "r1")
+    b = gke.load_values(price_book, o, "tesseract", outs, "r1")
+    for key in ("parallelism", "rate_per_pod", "duration_s", "warmup_s", "max_in_flight_per_pod"):
+        assert a[key] == b[key], key
+    assert a["parallelism"] * a["rate_per_pod"] == pytest.approx(1000, rel=1e-3)
+    assert a["url"].startswith("http://ct-server.ctbench.svc:6962/bench/")
+    assert b["url"].startswith("http://tesseract.ctbench.svc:6962/bench/")
+
+
+# ------------------------------------------------------------------------------- builders
+
+
+def test_secret_versions_must_be_numeric():
+    ok = "projects/p/secrets/ctb-small-tesseract-signer-private/versions/3"
+    assert gke.check_secret_version(ok) == ok
+    for bad in ("projects/p/secrets/s/versions/latest", "projects/p/secrets/s", "s"):
+        with pytest.raises(BadInput, match="numeric"):
+            gke.check_secret_version(bad)
+
+
+def test_ctfe_config_carries_the_tree_and_the_key_inline():
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()
+    pub_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    text = gke.ctfe_log_config(7012345, key_pem, pub_pem)
+    assert "log_id: 7012345" in text and 'prefix: "bench"' in text
+    assert "[type.googleapis.com/keyspb.PrivateKey]" in text and 'roots_pem_file: "/etc/ctfe/roots.pem"' in text
+    assert "BEGIN" not in text        # DER, octal-escaped: no PEM inside the text proto
+
+
+def test_mysql_option_file_verifies_the_server():
+    out = gke.placeholder_outputs("p", "small") | {"mysql_password": "s3cret"}
+    text = gke.mysql_option_file(out)
+    assert "ssl-mode=VERIFY_CA" in text and "ssl-ca=/etc/mysql-tls/ca.pem" in text
+    assert "password=s3cret" in text and "database=trillian" in text
+
+
+def test_ko_refs_map_back_to_images():
+    text = ("us-central1-docker.pkg.dev/p/r/trillian_log_server@sha256:" + "a" * 64 + "\n"
+            "us-central1-docker.pkg.dev/p/r/createtree@sha256:" + "b" * 64 + "\n")
+    refs = gke._ko_refs(text, {"trillian_log_server": "trillian_log_server", "createtree": "createtree"})
+    assert refs["createtree"].endswith("b" * 64)
+    with pytest.raises(RunFailed, match="exactly one digest"):
+        gke._ko_refs(text, {"ct_server": "ct_server"})
+
+
+def test_terraform_version_check():
+    assert gke.check_terraform_version('{"terraform_version": "1.11.4"}') == "1.11.4"
+    with pytest.raises(BadInput, match="too old"):
+        gke.check_terraform_version('{"terraform_version": "1.5.7"}')
+    with pytest.raises(BadInput, match="unreadable"):
+        gke.check_terraform_version("Terraform v1.11.4")
+
+
+def test_secrets_never_reach_the_plan(price_book):
+    steps = gke.plan(opts())
+    text = json.dumps(steps)
+    assert "password=" not in text and "<terraform output mysql_password>" not in text
+    ex = gke.Executor(dry_run=True)
+    ex.run("x", ["tool", "--uri=user:hunter2@tcp(10.0.0.1)"], what="w", timeout=1, secrets=("hunter2",))
+    assert ex.steps[0]["cmd"] == ["tool", "--uri=user:****@tcp(10.0.0.1)"]
+
+
+# ------------------------------------------------------------------------------- CLI
+
+
+def _cli(*args: str, env=None) -> subprocess.CompletedProcess[str]:
+    import os
+    return subprocess.run([sys.executable, "-m", "scripts.gke", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_cli_dry_run_alone():
+    out = _cli("deploy", "--dry-run", "--tier", "small", "--project", "p")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith("  1. [deploy] cost estimate, tier small:")
+    assert "terraform -chdir=terraform apply" in out.stdout
+
+
+def test_cli_bad_tier_exits_2():
+    out = _cli("deploy", "--dry-run", "--tier", "huge", "--project", "p")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: unknown tier 'huge' (known: small, medium, large)"
