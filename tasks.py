@@ -242,16 +242,27 @@ def ci(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=
         module.ci(_opts(s))
         return
     from scripts import bench as bench_mod, deploy as deploy_mod, down as down_mod, update_readme as report_mod
-    doc = None
+    from scripts import results as results_mod
+    from scripts.errors import RunFailed
+    doc, cleanup_error = None, None
     try:
         st = deploy_mod.deploy(s)
         print(f"deploy: up in {st['deploy_seconds']}s")
         doc = bench_mod.bench(s)
     finally:
-        # Teardown before publishing, so a rendering error cannot leave processes running.
-        down_mod.down()
+        # Teardown before publishing, so a rendering error cannot leave processes running. A teardown that
+        # fails must neither hide the run's own error nor lose its results: down marks them instead.
+        try:
+            down_mod.down()
+        except RunFailed as exc:
+            cleanup_error = exc
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+    if cleanup_error is not None:
+        doc = results_mod.load(results_mod.run_dir(doc))  # now `cleanup failed`, listing what still runs
     report_mod.report(doc)
     _fail_if_failed(doc)
+    if cleanup_error is not None:
+        raise cleanup_error
 
 
 ns = Collection(bootstrap, deploy, smoke, hammer, metrics, bench, update_readme, report, down, ci)

@@ -115,6 +115,8 @@ def bench(settings: config.Settings, *, log=print, progress: bool = True) -> dic
 
 def check_status(doc: dict[str, Any]) -> None:
     failed = [f"{s}: {r.get('reason', '')}" for s, r in doc["systems"].items() if r["status"] != "ok"]
+    if doc.get("status") == "cleanup failed":
+        failed.append(f"cleanup failed, still running: {', '.join(doc['cleanup']['still_running'])}")
     if failed:
         raise RunFailed(f"run {doc['run_id']}: {len(failed)} system(s) failed — " + "; ".join(failed))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from scripts import proc, state
+from scripts import proc, results, state
 from scripts.errors import RunFailed, cli_entry
 
 
@@ -27,7 +27,9 @@ def down(*, log=print) -> dict:
     if left:
         st["cleanup_failed"] = left
         state.save(st)
-        raise RunFailed(f"cleanup failed: still running: {', '.join(left)} (state kept in {state.state_file()})")
+        marked = results.mark_cleanup_failed(st, left, str(state.state_file()))
+        raise RunFailed(f"cleanup failed: still running: {', '.join(left)} (state kept in {state.state_file()}"
+                        f"{f'; results kept, marked cleanup failed: {marked}' if marked else ''})")
     state.remove()
     log(f"down: stopped {', '.join(stopped) if stopped else 'nothing (all had already exited)'}")
     return {"stopped": stopped, "left": left}

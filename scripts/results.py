@@ -88,6 +88,8 @@ def new_run(settings: config.Settings, st: dict[str, Any]) -> dict[str, Any]:
                   "currency": price_book.get("currency", "USD")},
         "components": {n: {"system": c.get("system"), "flags": c.get("flags", {})} for n, c in st["components"].items()},
         "knobs": {s: i.get("knobs", {}) for s, i in st["systems"].items()},
+        # Which deployment produced the run: `down` marks this run if tearing that deployment down fails.
+        "deployment": {"deployed_at": st.get("deployed_at"), "deployer_pid": st.get("deployer_pid")},
         "systems": {},
     }
     doc["fingerprint"] = fingerprint(doc)
@@ -204,6 +206,26 @@ def finish(doc: dict[str, Any], *, interrupted: bool = False) -> dict[str, Any]:
     else:
         doc["status"] = "ok" if statuses and all(s == "ok" for s in statuses) else "failed"
     return doc
+
+
+def mark_cleanup_failed(st: dict[str, Any], left: list[str], state_path: str) -> Path | None:
+    """Issue 5 §5: the latest run of the deployment that could not be torn down keeps its results, and its
+    status becomes `cleanup failed` with what is still running. None if no run belongs to that deployment."""
+    latest = paths.RESULTS_DIR / "latest" / RESULTS_NAME
+    if not latest.exists():
+        return None
+    try:
+        doc = load(latest)
+    except BadInput:
+        return None  # a broken results file is not made worse by teardown
+    mine = {"deployed_at": st.get("deployed_at"), "deployer_pid": st.get("deployer_pid")}
+    if doc.get("deployment") != mine:
+        return None
+    doc["status"] = "cleanup failed"
+    doc["cleanup"] = {"status": "cleanup failed", "still_running": list(left),
+                      "pids": {n: st["components"][n].get("pid") for n in left if n in st["components"]},
+                      "state_file": state_path}
+    return save(doc)
 
 
 def apply_metrics(doc: dict[str, Any]) -> dict[str, Any]:

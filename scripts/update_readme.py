@@ -132,6 +132,8 @@ def view_model(doc: dict[str, Any]) -> dict[str, Any]:
         "git_sha": doc["harness"]["git_sha"][:12], "dirty_text": " (uncommitted changes)" if doc["harness"].get("dirty") else "",
         "costs_sha": doc["costs"]["sha256"][:12], "fingerprint": doc["fingerprint"],
         "schema_version": doc["schema_version"],
+        "cleanup_text": (f" — still running after teardown: {_cell(', '.join(doc['cleanup']['still_running']))}"
+                         if doc.get("cleanup") else ""),
     }
     order = [n for n in s["systems"] if n in doc["systems"]] + sorted(n for n in doc["systems"] if n not in s["systems"])
     systems = [_system_view(n, doc["systems"][n], doc) for n in order]

@@ -1,0 +1,183 @@
+"""Fault injection on the real local stack (issue 5 §1 and §5), marker `faults`.
+
+Each case deploys both logs in private dirs, starts `inv hammer` (both systems, Trillian first), and
+during the measured window of one system kills (SIGKILL) or stalls (SIGSTOP) one of its components or
+its load generator. Then, as a user would see it:
+
+* `inv hammer` exits non-zero, with one line, in bounded time (a stall must fire a deadline, not hang);
+* that system's result is `failed`, its reason names the component, and it has no QPS;
+* the other system's result is `ok` with a QPS (it was not disturbed);
+* `inv report` renders that system's README row as failed, with no number;
+* `inv down` leaves no process of this test behind, and frees every port.
+
+The teardown-failure case (§5) is in-process: a component that cannot be stopped keeps the results,
+marks them `cleanup failed` and lists what still runs, through `inv ci`'s own code path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests import faultkit as fk
+
+pytestmark = pytest.mark.faults
+
+QPS, WARMUP, DURATION = "40", "2", "8"
+SYSTEM_OF = {"mariadb": "trillian", "trillian_log_server": "trillian", "trillian_log_signer": "trillian",
+             "ct_server": "trillian", "tesseract": "tesseract", "tesseract_static": "tesseract"}
+OTHER = {"trillian": "tesseract", "tesseract": "trillian"}
+GENERATOR = {"trillian": "ct_hammer", "tesseract": "hammer"}   # process names of the native generators
+HAMMER_DEADLINE_S = 150   # 2 x (warmup + window + drain) + stall deadline + slack: no hang
+
+
+def _generator_pids(env: dict, system: str) -> list[int]:
+    marker = env["CTB_STATE_DIR"]
+    out = []
+    for p in psutil.process_iter(["pid", "name"]):
+        try:
+            if p.info["name"] == GENERATOR[system] and p.environ().get("CTB_STATE_DIR") == marker:
+                out.append(p.pid)
+        except (psutil.Error, OSError):
+            continue
+    return out
+
+
+def _inject(env: dict, target: str, system: str, sig: int) -> dict:
+    """Wait for `system`'s generator, then for its measured window, then signal `target`."""
+    fk.wait_until(f"{system}'s load generator to start", lambda: _generator_pids(env, system), 120, 0.1)
+    time.sleep(float(WARMUP) + 2.0)  # inside the measured window
+    if target == "generator":
+        pids = _generator_pids(env, system)
+    else:
+        pids = [fk.load_state(env)["components"][target]["pid"]]
+    for pid in pids:
+        os.kill(pid, sig)
+    return {"pids": pids, "at": time.monotonic()}
+
+
+@pytest.fixture()
+def stack(tmp_path):
+    fk.need_binaries()
+    env = fk.make_env(tmp_path)
+    deployed = fk.inv(env, "deploy", timeout=180)
+    assert deployed.returncode == 0, deployed.stdout[-1500:] + deployed.stderr[-1500:]
+    yield env
+    fk.down(env)
+
+
+CASES = [
+    ("mariadb", signal.SIGKILL), ("trillian_log_server", signal.SIGKILL), ("trillian_log_signer", signal.SIGKILL),
+    ("ct_server", signal.SIGKILL), ("tesseract", signal.SIGKILL), ("tesseract_static", signal.SIGKILL),
+    ("generator:trillian", signal.SIGKILL), ("generator:tesseract", signal.SIGKILL),
+    ("ct_server", signal.SIGSTOP), ("trillian_log_signer", signal.SIGSTOP), ("tesseract", signal.SIGSTOP),
+]
+
+
+@pytest.mark.parametrize("target, sig", CASES, ids=[f"{t}-{signal.Signals(s).name}" for t, s in CASES])
+def test_fault_during_the_measured_window(stack, target, sig):
+    env = stack
+    system = target.split(":")[1] if target.startswith("generator:") else SYSTEM_OF[target]
+    victim = "generator" if target.startswith("generator:") else target
+    st = fk.load_state(env)
+    ports = fk.ports_of(st)
+    run = fk.inv_bg(env, "hammer", "--qps", QPS, "--warmup", WARMUP, "--duration", DURATION)
+    try:
+        injected = _inject(env, victim, system, sig)
+        out, err = run.communicate(timeout=HAMMER_DEADLINE_S)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 1, out[-2000:] + err[-2000:]
+    assert "Traceback" not in err
+    assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1, err
+
+    doc = fk.latest_results(env)
+    res, other = doc["systems"][system], doc["systems"][OTHER[system]]
+    assert res["status"] == "failed" and res["qps"] is None, res
+    if victim == "generator":
+        assert "load generator" in res["reason"], res["reason"]
+    else:
+        assert victim in res["reason"], res["reason"]
+    if sig == signal.SIGSTOP:
+        assert "stalled" in res["reason"], res["reason"]
+    assert other["status"] == "ok" and other["qps"] > 0, other
+
+    report = fk.inv(env, "report")
+    assert report.returncode == 0, report.stderr
+    readme = Path(env["CTB_README"]).read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {system} |"))
+    assert "**failed**" in row and victim.split(":")[0] in row.replace("\\_", "_") or "load generator" in row, row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "—", row   # no sustained QPS published
+    other_row = next(line for line in readme.splitlines() if line.startswith(f"| {OTHER[system]} |"))
+    assert "| ok" in other_row
+
+    downed = fk.inv(env, "down", timeout=120)
+    assert downed.returncode == 0, downed.stderr
+    fk.no_leaks(env)
+    assert not fk.listening(ports), f"ports still listening: {fk.listening(ports)}"
+    assert not fk.state_file(env).exists()
+
+
+def test_teardown_failure_keeps_results_and_says_cleanup_failed(tmp_path, monkeypatch):
+    """§5 through `inv ci`'s code: a component that survives teardown is listed; results kept; exit 1."""
+    import invoke
+
+    import tasks
+    from scripts import bench, config, deploy, down, paths, proc, results, state, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text((fk.REPO / "README.md").read_text())
+    monkeypatch.setattr(paths, "STATE_DIR", tmp_path / "state")
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "README", readme)
+    stubborn = proc.spawn("mariadb", ["sleep", "120"], log_path=tmp_path / "mariadb.log")
+    try:
+        st = {"target": "local", "deployed_at": "2026-01-01T00:00:00+00:00", "deployer_pid": os.getpid(),
+              "versions": {}, "components": {"mariadb": {**stubborn, "system": "trillian", "flags": {}, "seq": 0}},
+              "systems": {"trillian": {"components": ["mariadb"]}}, "deploy_seconds": 0.1}
+
+        def fake_deploy(settings, **_):
+            state.save(st)
+            return st
+
+        def fake_bench(settings, **_):
+            doc = results.new_run(settings, st)
+            doc["systems"]["trillian"] = results.failed_entry("smoke failed: scripted")
+            results.finish(doc)
+            results.save(doc)
+            return doc
+
+        monkeypatch.setattr(deploy, "deploy", fake_deploy)
+        monkeypatch.setattr(bench, "bench", fake_bench)
+        monkeypatch.setattr(down.proc, "stop", lambda rec, **kw: False)  # the kill does not take
+        c = invoke.Context(invoke.Config(overrides={"bench": dict(config.DEFAULTS)}))
+        with pytest.raises(invoke.Exit) as exited:
+            tasks.ci(c, systems="trillian")
+        assert exited.value.code == 1
+        assert "cleanup failed" in str(exited.value.message) and "mariadb" in str(exited.value.message)
+
+        doc = results.load()
+        assert doc["status"] == "cleanup failed"
+        assert doc["cleanup"]["still_running"] == ["mariadb"]
+        assert doc["systems"]["trillian"]["reason"] == "smoke failed: scripted"   # results kept
+        assert "still running after teardown: mariadb" in readme.read_text()
+        assert json.loads(state.state_file().read_text())["cleanup_failed"] == ["mariadb"]
+        assert (results.run_dir(doc) / update_readme.PR_BODY_NAME).read_text().count("cleanup failed") >= 1
+    finally:
+        monkeypatch.undo()
+        proc.stop(stubborn, grace=2)
+    assert not proc.alive(stubborn)
+    # Once the process is really gone, a repeated down clears the kept state (idempotent).
+    monkeypatch.setattr(paths, "STATE_DIR", tmp_path / "state")
+    assert down.down(log=lambda *a: None)["left"] == []
+    assert not (tmp_path / "state" / "state.json").exists()
