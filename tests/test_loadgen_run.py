@@ -277,3 +277,27 @@ def test_cli_writes_result_and_status_record(pki, tmp_path):
 def test_bad_spec_dict():
     with pytest.raises(BadInput):
         run({"url": "http://x/", "rate": 1})
+
+
+def test_hanging_and_failing_probes_never_block(pki):
+    log_key = pki[3]
+
+    async def handler(request):
+        return web.Response(body=signed_sct(log_key, leaf_of(await request.read())))
+
+    def hang() -> int:
+        time.sleep(3600)
+        return 0
+
+    def fail() -> int:
+        raise OSError("checkpoint unreachable")
+
+    with serve(handler) as url:
+        for probe, errors in ((hang, "TimeoutError"), (fail, "OSError")):
+            start = time.monotonic()
+            result = run(spec(pki, url, rate=20, tree_size_probe=probe, probe_interval_s=0.2, integration_wait_s=1))
+            assert time.monotonic() - start < 20
+            assert result["counts"]["ok"] == 20
+            integ = result["integration"]
+            assert integ["probe_errors"] >= 1 and integ["probe_last_error"].startswith(errors)
+            assert integ["samples"] == 0 and integ["start_tree_size"] is None

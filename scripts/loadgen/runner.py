@@ -201,6 +201,8 @@ class _Run:
         task.add_done_callback(self.tasks.discard)
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
+        if resp.content_length is not None and resp.content_length <= MAX_BODY:
+            return await resp.read()  # the common case: one call
         chunks: list[bytes] = []
         size = 0
         while size < MAX_BODY:
@@ -323,7 +325,7 @@ class _Run:
                 if asyncio.iscoroutinefunction(probe):
                     size = await probe()
                 else:
-                    size = await asyncio.get_running_loop().run_in_executor(None, probe)
+                    size = await in_daemon_thread(probe)
             if initial:
                 self.start_tree_size = int(size)
             else:
@@ -540,6 +542,34 @@ class _Run:
             "integration": self.integration_result(),
             "versions": {"python": platform.python_version(), "aiohttp": aiohttp.__version__},
         }
+
+
+def in_daemon_thread(fn: Callable[[], Any]) -> asyncio.Future:
+    """Run a blocking call in a daemon thread: if it hangs, the timeout abandons it and nothing (not
+    even interpreter exit) waits for it, unlike an executor's worker threads."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def settle(value: Any, exc: BaseException | None) -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
+    def target() -> None:
+        try:
+            value, exc = fn(), None
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+            value, exc = None, e
+        try:
+            loop.call_soon_threadsafe(settle, value, exc)
+        except RuntimeError:
+            pass  # the loop is gone: nobody is waiting any more
+
+    threading.Thread(target=target, name="loadgen-probe", daemon=True).start()
+    return fut
 
 
 def helper_cpu(me: psutil.Process) -> dict[int, float]:
