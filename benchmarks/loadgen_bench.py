@@ -4,7 +4,8 @@ Against a trivial local responder — nginx (Debian nginx-light) as a child proc
 in a temp dir on a free 127.0.0.1 port, answering every POST with one fixed SCT-shaped body — measure:
 
 1. capacity: the highest offered rate (stepped) that one sender process on ONE pinned core keeps on
-   schedule with unique certificates (schedule lag p99 < 5 ms, nothing skipped); target >= 5,000/s;
+   schedule with unique certificates (every arrival sent and answered, schedule lag p99 < 10 ms);
+   target >= 5,000/s;
 2. schedule lag p99 at 2,000/s; target < 5 ms;
 3. wrk (Debian) on the same responder, pinned to the same core, same body size: the reference;
    printed as the ratio loadgen capacity / wrk requests/s.
@@ -45,6 +46,7 @@ from scripts.loadgen.certs import Issuer, LeafFactory  # noqa: E402
 TARGET_RATE = 5000.0
 LAG_RATE = 2000.0
 LAG_TARGET_MS = 5.0
+CAPACITY_LAG_MS = 10.0  # = the generator's own client-bound threshold (runner.LAG_P99_LIMIT_MS)
 NGINX_CONF = """\
 worker_processes 1;
 daemon off;
@@ -147,6 +149,9 @@ def loadgen_once(paths: dict, url: str, rate: float, duration: float, core: int)
         "lag_p99_ms": result["schedule_lag_ms"]["p99"],
         "lag_max_ms": result["schedule_lag_ms"]["max"],
         "sender_cores": result["cpu"]["sender_cores"],
+        "sender_runqueue_wait_s": result["cpu"]["sender_runqueue_wait_s"],
+        "sender_us_per_request": round(result["cpu"]["sender_s"] / max(1, result["sent"]) * 1e6, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "helper_cores": round(result["cpu"]["helpers_s"] / result["elapsed_s"], 3),
         "client_bound": result["client_bound"],
         "client_bound_reasons": result["client_bound_reasons"],
@@ -154,8 +159,9 @@ def loadgen_once(paths: dict, url: str, rate: float, duration: float, core: int)
 
 
 def kept_up(step: dict) -> bool:
+    """Every arrival sent and answered, and the schedule held (lag p99 under the client-bound limit)."""
     return (step["skipped"] == 0 and step["answered"] == step["scheduled"]
-            and step["lag_p99_ms"] is not None and step["lag_p99_ms"] < LAG_TARGET_MS)
+            and step["lag_p99_ms"] is not None and step["lag_p99_ms"] < CAPACITY_LAG_MS)
 
 
 def run_wrk(url: str, body_path: Path, core: int, duration: float, connections: int) -> dict:
@@ -200,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(os.sched_getaffinity(0))} CPUs; load average {os.getloadavg()[0]:.2f}")
             lag = loadgen_once(paths, url, LAG_RATE, args.duration, args.core)
             print(f"lag @ {LAG_RATE:.0f}/s: p99 {lag['lag_p99_ms']} ms (max {lag['lag_max_ms']} ms), "
-                  f"sender {lag['sender_cores']} cores")
+                  f"sender {lag['sender_cores']} cores ({lag['sender_us_per_request']} µs/request), "
+                  f"waited {lag['sender_runqueue_wait_s']} s for a CPU, load {lag['load_average_1m']}")
 
             steps, best = [], None
             for rate in rates:
@@ -209,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                 ok = kept_up(step)
                 print(f"offered {rate:>7.0f}/s: answered {step['answered_per_s']:>8.1f}/s, lag p99 "
                       f"{step['lag_p99_ms']} ms, skipped {step['skipped']}, sender {step['sender_cores']} cores, "
-                      f"helpers {step['helper_cores']} cores -> {'kept up' if ok else 'fell behind'}")
+                      f"helpers {step['helper_cores']} cores, waited {step['sender_runqueue_wait_s']} s for a CPU, "
+                      f"load {step['load_average_1m']} -> {'kept up' if ok else 'fell behind'}")
                 if ok:
                     best = step
                 else:

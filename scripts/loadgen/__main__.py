@@ -39,6 +39,10 @@ def parser() -> argparse.ArgumentParser:
                    help="certificate generator processes")
     p.add_argument("--verify-procs", type=int, default=d["verify_procs"].default,
                    help="SCT verifier processes (0: in the sender)")
+    p.add_argument("--client-bound-cpu", type=float, default=d["client_bound_cpu"].default,
+                   help="sender CPU (cores) at or above which the run is labelled client-bound")
+    p.add_argument("--client-bound-total-cpu", type=float, default=None,
+                   help="same for sender + helper processes together (off unless given)")
     p.add_argument("--sender-cpu", type=int, default=None, help="pin the sending process to this CPU")
     p.add_argument("--label", default="", help="free-form label echoed in the result (e.g. the system name)")
     p.add_argument("--out", type=Path, help="write the result JSON here (default: stdout)")
@@ -51,6 +55,7 @@ def spec_from_args(a: argparse.Namespace) -> LoadSpec:
                     warmup_s=a.warmup, max_in_flight=a.max_in_flight, arrival=a.arrival, seed=a.seed,
                     timeout_s=a.timeout, retries=a.retries, leaf_key=a.leaf_key, chain_length=a.chain_length,
                     san_count=a.san_count, generator_procs=a.generator_procs, verify_procs=a.verify_procs,
+                    client_bound_cpu=a.client_bound_cpu, client_bound_total_cpu=a.client_bound_total_cpu,
                     sender_cpu=a.sender_cpu, label=a.label)
 
 
