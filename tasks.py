@@ -48,6 +48,8 @@ HELP = {
     "region": "gke target: region",
     "dry_run": "print what would be done, change nothing",
     "results": "results JSON or run directory (default: results/latest)",
+    "find_max": "raise the offered rate per system until the log stops keeping up; report the maximum sustainable QPS",
+    "qps_levels": "sweep offered rates: e.g. 50,100,200, or auto (0.5x, 1x, 2x, 4x --qps)",
 }
 
 
@@ -86,8 +88,8 @@ def step(name: str | None = None):
         import inspect
         params = [p for p in inspect.signature(fn).parameters if p != "c"]
         wrapped = harness(fn)
-        return task(name=name, help={p: HELP[p] for p in params})(wrapped) if name else \
-            task(help={p: HELP[p] for p in params})(wrapped)
+        options = {"help": {p: HELP[p] for p in params}, "auto_shortflags": False}
+        return task(name=name, **options)(wrapped) if name else task(**options)(wrapped)
 
     return decorate
 
@@ -156,10 +158,11 @@ def smoke(c, target=None, systems=None, project=None, host=None):
 
 @step()
 def hammer(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
-           max_in_flight=None, repeats=None, project=None, host=None):
+           max_in_flight=None, repeats=None, project=None, host=None, find_max=False, qps_levels=None):
     """Load each deployed log in turn and measure integrated QPS (writes results/<run-id>/)."""
     s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
-                  loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host)
+                  loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
+                  find_max=find_max, qps_levels=qps_levels)
     module = _dispatch(s)
     if module is not None:
         module.bench(_opts(s))
@@ -190,11 +193,12 @@ def _fail_if_failed(doc) -> None:
 
 @step()
 def bench(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
-          max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None):
+          max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None, find_max=False,
+          qps_levels=None):
     """smoke -> hammer -> metrics: one measured run per system, results in results/<run-id>/."""
     s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
                   loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
-                  loadgen_host=loadgen_host)
+                  loadgen_host=loadgen_host, find_max=find_max, qps_levels=qps_levels)
     module = _dispatch(s)
     if module is not None:
         module.bench(_opts(s))
@@ -232,11 +236,12 @@ def down(c, target=None, project=None, host=None, dry_run=False):
 
 @step()
 def ci(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
-       max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None, dry_run=False):
+       max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None, dry_run=False, find_max=False,
+       qps_levels=None):
     """deploy -> bench -> report, with down always run; non-zero exit when any system failed."""
     s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
                   loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
-                  loadgen_host=loadgen_host, dry_run=dry_run)
+                  loadgen_host=loadgen_host, dry_run=dry_run, find_max=find_max, qps_levels=qps_levels)
     module = _dispatch(s)
     if module is not None and hasattr(module, "ci"):
         module.ci(_opts(s))

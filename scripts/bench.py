@@ -11,7 +11,7 @@ import argparse
 import statistics
 from typing import Any
 
-from scripts import config, hammer, results, smoke, state
+from scripts import charts, config, hammer, results, smoke, state, sweep
 from scripts.errors import HarnessError, Interrupted, RunFailed, cli_entry, one_line
 
 
@@ -46,6 +46,14 @@ def hammer_phase(settings: config.Settings, *, smoke_results: dict[str, dict] | 
                 continue
             doc["systems"][system] = {"status": "running", "reason": "", "qps": None}
             one = config.Settings(**{**settings.__dict__, "systems": (system,)})
+            if settings.find_max or settings.qps_levels:
+                entry = sweep_system(st, system, one, results.run_dir(doc), log=log, progress=progress,
+                                     samples=samples)
+                if sm is not None:
+                    entry["smoke"] = {k: v for k, v in sm.items() if k != "ok"}
+                doc["systems"][system] = entry
+                results.save(doc, samples=samples)
+                continue
             runs = []
             for attempt in range(settings.repeats):
                 if settings.repeats > 1:
@@ -69,6 +77,64 @@ def hammer_phase(settings: config.Settings, *, smoke_results: dict[str, dict] | 
     results.finish(doc)
     results.save(doc, samples=samples)
     return doc
+
+
+def step_of(obs: dict[str, Any]) -> dict[str, Any]:
+    """One sweep step as scripts.sweep expects it, from a measured run (pure)."""
+    lr = obs.get("loadgen_result") or {}
+    window = obs.get("window_s") or 0.0
+    accepted, integrated = obs.get("accepted_in_window"), obs.get("entries_integrated")
+    backlog = 0.0
+    if accepted is not None and integrated is not None and window > 0:
+        backlog = max(0.0, (accepted - integrated) / window)
+    elif obs.get("backlog_at_window_end") and window > 0:
+        backlog = max(0.0, obs["backlog_at_window_end"] / window)
+    return {"offered": float(obs["offered_qps"]), "integrated_qps": float(obs.get("qps") or 0.0),
+            "error_rate": float(lr.get("error_rate") or 0.0), "backlog_growth_per_s": round(backlog, 3),
+            "client_bound": "client-bound" in (obs.get("resources") or {}).get("labels", []),
+            "status": obs["status"], "reason": obs.get("reason", ""),
+            "latency_ms": lr.get("latency_ms"), "service_ms": lr.get("service_ms"),
+            "cpu_cores": (obs.get("resources") or {}).get("system_cpu_seconds", 0.0) / window if window else None}
+
+
+def sweep_system(st: dict, system: str, settings: config.Settings, run_dir, *, log=print, progress: bool = True,
+                 samples: dict | None = None) -> dict[str, Any]:
+    """--qps-levels or --find-max for one system: a measured run per offered rate.
+
+    The system's entry is the run at the highest sustained rate, plus every step as evidence. A step
+    that did not really run (component died, generator crashed) fails the system: a search over a
+    broken stack has no maximum.
+    """
+    plan = sweep.SearchPlan(start=settings.qps)
+    history: list[dict[str, Any]] = []
+    by_rate: dict[float, dict[str, Any]] = {}
+    levels = list(settings.qps_levels)
+    while True:
+        rate = (levels.pop(0) if levels else None) if settings.qps_levels else sweep.next_rate(history, plan)
+        if rate is None:
+            break
+        step_settings = config.Settings(**{**settings.__dict__, "qps": rate})
+        log(f"{system}: step {len(history) + 1} at {rate:g}/s")
+        obs = hammer.hammer(st, step_settings, run_dir, log=log, progress=progress)[system]
+        if samples is not None:
+            samples[f"{system}@{rate:g}"] = obs.get("samples", {})
+        step = step_of(obs)
+        history.append(step)
+        by_rate[rate] = obs
+        if obs["status"] != "ok" and not obs.get("entries_integrated"):
+            break
+    failed = [s for s in history if s["status"] != "ok" and "only" not in s["reason"]]
+    summary = sweep.search_summary([{k: v for k, v in s.items()} for s in history], plan) if history else None
+    if failed:
+        entry = results.failed_entry(f"step at {failed[0]['offered']:g}/s: {failed[0]['reason']}")
+    elif summary is None or summary["offered_at_max"] is None:
+        entry = results.failed_entry("no offered rate was sustained"
+                                     + (f" ({summary['steps'][0]['reasons'][0]})" if summary and summary["steps"] and summary["steps"][0]["reasons"] else ""))
+    else:
+        entry = results.system_entry(by_rate[summary["offered_at_max"]])
+    entry["sweep"] = {"mode": "find-max" if settings.find_max and not settings.qps_levels else "levels",
+                      **(summary or {"steps": []})}
+    return entry
 
 
 def combine_repeats(runs: list[dict[str, Any]], wanted: int) -> dict[str, Any]:
@@ -97,9 +163,30 @@ def combine_repeats(runs: list[dict[str, Any]], wanted: int) -> dict[str, Any]:
     return out
 
 
+def chart_inputs(doc: dict[str, Any]) -> tuple[dict, dict, list]:
+    """(steps per system, maxima, cost points) for scripts.charts, from a results document (pure)."""
+    steps = {s: r["sweep"]["steps"] for s, r in doc["systems"].items() if (r.get("sweep") or {}).get("steps")}
+    maxima = {s: r["sweep"].get("max_sustainable_qps") for s, r in doc["systems"].items() if s in steps}
+    cost_points = []
+    for s, r in doc["systems"].items():
+        derived = (((r.get("cost") or {}).get("provisioned") or {}).get("derived") or {})
+        if s in steps and r["status"] == "ok" and derived.get("usd_per_million_entries") is not None:
+            cost_points.append({"system": s, "tier": doc["tier"], "qps": r["qps"],
+                                "usd_per_million": derived["usd_per_million_entries"]})
+    return steps, maxima, cost_points
+
+
+def render_charts(doc: dict[str, Any]) -> dict[str, list[str]]:
+    steps, maxima, cost_points = chart_inputs(doc)
+    if not steps:
+        return {}
+    return charts.render_all(results.run_dir(doc), steps=steps, maxima=maxima, costs=cost_points or None)
+
+
 def metrics_phase(doc: dict[str, Any] | None = None, *, log=print) -> dict[str, Any]:
     doc = doc if doc is not None else results.load()
     doc = results.apply_metrics(doc)
+    doc["charts"] = render_charts(doc)
     if doc["status"] == "running":
         results.finish(doc)
     results.save(doc)

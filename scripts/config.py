@@ -33,11 +33,14 @@ DEFAULTS: dict[str, Any] = {
     "project": "",           # gke target: Google Cloud project id
     "region": "us-central1",
     "dry_run": False,
+    "find_max": False,       # saturation search per system (bench --find-max)
+    "qps_levels": "",        # sweep: "50,100,200" or "auto" (0.5x, 1x, 2x, 4x --qps)
 }
 
 # Bounds that catch typos (qps=2e9, duration=-5) without forbidding real experiments.
 LIMITS = {
     "qps": (1, 100_000),
+    "qps_levels": (1, 100_000),
     "duration": (5, 24 * 3600),
     "warmup": (0, 3600),
     "max_in_flight": (1, 100_000),
@@ -64,6 +67,8 @@ class Settings:
     project: str = ""
     region: str = DEFAULTS["region"]
     dry_run: bool = False
+    find_max: bool = False
+    qps_levels: tuple[float, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +119,25 @@ def number(flag: str, value: Any, *, integer: bool = False) -> float | int:
     return num
 
 
+AUTO_LEVELS = (0.5, 1.0, 2.0, 4.0)
+MAX_LEVELS = 20
+
+
+def parse_levels(value: Any, qps: float) -> tuple[float, ...]:
+    """--qps-levels: '' (none), 'auto' (multiples of --qps) or a comma-separated list of rates."""
+    if value in (None, "", ()):
+        return ()
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return tuple(sorted({min(LIMITS["qps"][1], max(1.0, round(qps * f, 1))) for f in AUTO_LEVELS}))
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    levels = sorted({float(number("qps-levels", item)) for item in items if str(item).strip()})
+    if not levels:
+        raise BadInput("--qps-levels: no rate given (e.g. 50,100,200 or auto)")
+    if len(levels) > MAX_LEVELS:
+        raise BadInput(f"--qps-levels: {len(levels)} levels is too many (at most {MAX_LEVELS})")
+    return tuple(levels)
+
+
 def _as_bool(flag: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -151,4 +175,6 @@ def settings(values: dict[str, Any] | None = None, **overrides: Any) -> Settings
         project=str(merged["project"] or ""),
         region=str(merged["region"] or DEFAULTS["region"]),
         dry_run=_as_bool("dry-run", merged["dry_run"]),
+        find_max=_as_bool("find-max", merged["find_max"]),
+        qps_levels=parse_levels(merged["qps_levels"], number("qps", merged["qps"])),
     )

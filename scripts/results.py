@@ -182,7 +182,7 @@ def system_entry(obs: dict[str, Any]) -> dict[str, Any]:
             "tree_size_window_start", "tree_size_window_end", "entries_integrated", "final_tree_size",
             "backlog_at_window_end", "accepted_in_window", "sustainable", "stability", "limited_by", "generator", "generator_exit_codes",
             "resources", "smoke", "dead_components", "stalled_components", "tree", "loadgen_result", "repeats",
-            "repeat_stats")
+            "repeat_stats", "sweep")
     out = {k: obs[k] for k in keep if k in obs}
     out.setdefault("qps", None)
     out.setdefault("reason", "")

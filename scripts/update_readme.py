@@ -137,14 +137,36 @@ def view_model(doc: dict[str, Any]) -> dict[str, Any]:
     }
     order = [n for n in s["systems"] if n in doc["systems"]] + sorted(n for n in doc["systems"] if n not in s["systems"])
     systems = [_system_view(n, doc["systems"][n], doc) for n in order]
+    sweeps = []
+    for n in order:
+        sw = doc["systems"][n].get("sweep")
+        if not sw:
+            continue
+        sweeps.append({"name": n, "mode": sw.get("mode", ""), "stopped": _cell(sw.get("stopped", "")),
+                       "max": _num(sw.get("max_sustainable_qps")),
+                       "steps": [{"offered": _num(st.get("offered")), "integrated": _num(st.get("integrated_qps")),
+                                  "sustained": "yes" if st.get("sustained") else "no",
+                                  "why": _cell("; ".join(st.get("reasons") or []) or st.get("reason") or "—"),
+                                  "p99": _num(((st.get("latency_ms") or {}).get("p99")), 1)}
+                                 for st in sw.get("steps", [])]})
+    charts = [{"title": name.replace("_", " "), "file": f} for name, files in sorted((doc.get("charts") or {}).items())
+              for f in files if f.endswith(".png")]
     components = [{"name": n, "flags": " ".join(f"--{k}={v}" for k, v in sorted(c["flags"].items())).replace("`", "'")}
                   for n, c in sorted(doc["components"].items())]
-    return {"run": run, "systems": systems, "components": components}
+    return {"run": run, "systems": systems, "components": components, "sweeps": sweeps, "charts": charts}
 
 
-def render(template: str, doc: dict[str, Any]) -> str:
+def chart_dir(doc: dict[str, Any], readme: Path | None = None) -> str:
+    """Where the run's chart files are, relative to the README (for image links)."""
+    base = (readme or paths.README).parent
+    return os.path.relpath(results.run_dir(doc), base)
+
+
+def render(template: str, doc: dict[str, Any], *, chart_prefix: str | None = None) -> str:
     try:
-        return _env().get_template(template).render(**view_model(doc))
+        model = view_model(doc)
+        model["chart_prefix"] = chart_prefix if chart_prefix is not None else f"results/{doc['run_id']}"
+        return _env().get_template(template).render(**model)
     except jinja2.UndefinedError as exc:
         raise BadInput(f"template {template}: {exc}") from None
     except jinja2.TemplateError as exc:
@@ -177,7 +199,7 @@ def update_readme(doc: dict[str, Any], readme: Path | None = None) -> Path:
         current = readme.read_text()
     except OSError as exc:
         raise BadInput(f"cannot read {readme} ({exc.strerror or exc})") from None
-    new = splice(current, render(README_TEMPLATE, doc))
+    new = splice(current, render(README_TEMPLATE, doc, chart_prefix=chart_dir(doc, readme)))
     if new != current:
         write_atomic(readme, new)
     return readme
