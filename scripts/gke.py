@@ -145,7 +145,12 @@ def parse_opts(opts: dict[str, Any], costs: dict[str, Any] | None = None) -> Opt
     if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]|[a-z][a-z0-9-]*", project):
         raise BadInput(f"--project: {project!r} is not a Google Cloud project id")
     region = (opts.get("region") or costs.get("region") or "us-central1").strip()
-    loadgen = (opts.get("loadgen") or "uniform").strip()
+    # On gke the harness's own generator (the same work for both systems) is the default; the local
+    # default ("native") left untouched by the caller means "not given" (opts["loadgen_explicit"]
+    # forces the value), exactly as for the duration below.
+    loadgen = str(opts.get("loadgen") or "uniform").strip()
+    if not opts.get("loadgen_explicit") and _is_local_default("loadgen", loadgen):
+        loadgen = "uniform"
     if loadgen not in LOADGENS:
         raise BadInput(f"--loadgen: unknown value {loadgen!r} (choose from {', '.join(LOADGENS)})")
     qps = _number(opts, "qps", 200)
@@ -173,9 +178,12 @@ def parse_opts(opts: dict[str, Any], costs: dict[str, Any] | None = None) -> Opt
 
 def _is_local_default(key: str, value: Any) -> bool:
     from scripts import config
+    default = config.DEFAULTS.get(key)
+    if isinstance(default, str):
+        return value == default
     try:
-        return float(value) == float(config.DEFAULTS[key])
-    except (KeyError, TypeError, ValueError):
+        return float(value) == float(default)
+    except (TypeError, ValueError):
         return False
 
 
@@ -1146,6 +1154,11 @@ def _attached(o: Opts, costs: dict, ex: Executor, phase: str) -> Cluster:
         if not ex.dry_run:
             terraform_init(cl, phase)
             cl.outputs.update(terraform_outputs(cl, phase))
+    if ex.dry_run:
+        cl.images = cl.images or placeholder_images(cl.outputs["image_repository"])
+    elif not cl.images:
+        raise BadInput(f"the images of tier {o.tier} are unknown ({cl.state_file} is missing): run "
+                       f"`inv deploy --target gke --tier {o.tier}` from this checkout first")
     return cl
 
 
@@ -1409,7 +1422,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = {"tier": args.tier, "tiers": (args.tiers.split(",") if args.tiers else [args.tier]),
             "systems": args.systems.split(","), "qps": args.qps, "duration": args.duration, "warmup": args.warmup,
             "dry_run": args.dry_run, "project": args.project, "region": args.region, "run_dir": args.run_dir,
-            "loadgen": args.loadgen}
+            "loadgen": args.loadgen, "loadgen_explicit": True, "duration_explicit": True}
     if args.step == "plan":
         print_plan(plan(opts))
         return 0

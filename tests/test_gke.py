@@ -44,6 +44,13 @@ def test_defaults_window_is_15_minutes_on_gke(price_book):
     assert gke.parse_opts(opts(duration=300), price_book).duration == 300
 
 
+def test_the_harness_generator_is_the_default_on_gke(price_book):
+    # tasks.py passes the local default ("native") when the user gave nothing: uniform on gke.
+    assert gke.parse_opts(opts(loadgen="native"), price_book).loadgen == "uniform"
+    assert gke.parse_opts(opts(loadgen="native", loadgen_explicit=True), price_book).loadgen == "native"
+    assert gke.parse_opts(opts(loadgen="uniform"), price_book).loadgen == "uniform"
+
+
 def test_tiers_run_in_the_given_order(price_book):
     o = gke.parse_opts(opts(tiers="small,medium,large"), price_book)
     assert o.tiers == ("small", "medium", "large") and o.tier == "small"

@@ -343,7 +343,8 @@ def test_tiers_run_one_after_another_each_torn_down():
 
 
 def test_native_hammers_build_their_images_and_jobs():
-    steps = gke.plan({"tier": "small", "project": "ctbench-offline", "dry_run": True, "loadgen": "native"})
+    steps = gke.plan({"tier": "small", "project": "ctbench-offline", "dry_run": True, "loadgen": "native",
+                      "loadgen_explicit": True})
     ko = " ".join(_cmd(s) for s in steps if s["tool"] == "ko")
     assert "trillian/integration/ct_hammer" in ko and "tesseract/internal/hammer" in ko
     assert not any(s["tool"] == "docker" for s in steps)
