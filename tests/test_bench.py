@@ -25,3 +25,27 @@ def test_median_run_and_spread():
 def test_any_failed_repeat_fails_the_system():
     out = bench.combine_repeats([run(100.0), run(None, "failed", "component died during the run: tesseract")], 3)
     assert out["status"] == "failed" and out["reason"].startswith("repeat 2 of 3 failed: component died")
+
+
+def test_step_of_a_measured_run():
+    obs = {"offered_qps": 400, "qps": 380.0, "status": "ok", "window_s": 20.0, "entries_integrated": 7600,
+           "accepted_in_window": 8000, "loadgen_result": {"error_rate": 0.02, "latency_ms": {"p99": 12.0}},
+           "resources": {"labels": ["client-bound"], "system_cpu_seconds": 10.0}}
+    step = bench.step_of(obs)
+    assert step["offered"] == 400.0 and step["integrated_qps"] == 380.0 and step["error_rate"] == 0.02
+    assert step["backlog_growth_per_s"] == 20.0 and step["client_bound"] and step["cpu_cores"] == 0.5
+
+
+def test_step_of_a_failed_run_has_zero_throughput():
+    step = bench.step_of({"offered_qps": 100, "qps": None, "status": "failed", "reason": "x"})
+    assert step["integrated_qps"] == 0.0 and step["backlog_growth_per_s"] == 0.0
+
+
+def test_chart_inputs_only_from_sweeps():
+    doc = {"tier": "small", "systems": {
+        "trillian": {"status": "ok", "qps": 90.0, "sweep": {"steps": [{"offered": 100}], "max_sustainable_qps": 90.0},
+                     "cost": {"provisioned": {"derived": {"usd_per_million_entries": 0.9}}}},
+        "tesseract": {"status": "ok", "qps": 100.0}}}
+    steps, maxima, costs = bench.chart_inputs(doc)
+    assert list(steps) == ["trillian"] and maxima == {"trillian": 90.0}
+    assert costs == [{"system": "trillian", "tier": "small", "qps": 90.0, "usd_per_million": 0.9}]

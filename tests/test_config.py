@@ -56,3 +56,12 @@ def test_unknown_config_key_is_rejected():
 def test_as_dict_is_json_friendly():
     d = config.settings().as_dict()
     assert d["systems"] == ["trillian", "tesseract"] and d["extra"] == {}
+
+
+def test_qps_levels():
+    assert config.settings(qps=100, qps_levels="auto").qps_levels == (50.0, 100.0, 200.0, 400.0)
+    assert config.settings(qps_levels="300, 100,100").qps_levels == (100.0, 300.0)
+    assert config.settings().qps_levels == ()
+    for bad in ("5,abc", "0", ",", ",".join(str(i) for i in range(1, 30))):
+        with pytest.raises(BadInput, match="--qps-levels"):
+            config.settings(qps_levels=bad)
