@@ -33,7 +33,8 @@ def test_step_of_a_measured_run():
            "resources": {"labels": ["client-bound"], "system_cpu_seconds": 10.0}}
     step = bench.step_of(obs)
     assert step["offered"] == 400.0 and step["integrated_qps"] == 380.0 and step["error_rate"] == 0.02
-    assert step["backlog_growth_per_s"] == 20.0 and step["client_bound"] and step["cpu_cores"] == 0.5
+    assert step["backlog_growth_per_s"] == 20.0 and not step["client_bound"] and step["cpu_cores"] == 0.5
+    assert bench.step_of({**obs, "qps": 200.0})["client_bound"]  # fell short while the generator lagged
 
 
 def test_step_of_a_failed_run_has_zero_throughput():
