@@ -710,7 +710,10 @@ def _yaml_doc(kind: str, name: str, data: dict[str, str]) -> str:
 def ctfe_log_config(tree_id: int, key_pem: str, pub_pem: str) -> str:
     """LogConfigSet for ct_server with the key inline (keyspb.PrivateKey{der}); inside a Secret only."""
     from scripts import deploy as local
-    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise RunFailed(f"terraform output ctfe_private_key_pem is not an unencrypted PEM key ({one_line(exc)})") from None
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     pub = serialization.load_pem_public_key(pub_pem.encode()).public_bytes(
@@ -1196,7 +1199,10 @@ def _run_doc(cl: Cluster) -> dict[str, Any]:
                   "node_pools": cl.costs["tiers"][cl.o.tier]["gke"]["node_pools"],
                   "cloudsql": cl.costs["tiers"][cl.o.tier]["cloudsql"],
                   "spanner": cl.costs["tiers"][cl.o.tier]["spanner"], "images": cl.images,
-                  "resources": workload_resources(cl.costs, cl.o.tier), "tree_id": cl.tree_id}
+                  "resources": workload_resources(cl.costs, cl.o.tier), "tree_id": cl.tree_id,
+                  # what the metrics step needs after teardown (no secrets)
+                  "names": {k: cl.outputs[k] for k in ("cluster_name", "cluster_location", "cloudsql_instance",
+                                                       "spanner_instance", "log_bucket", "results_bucket")}}
     return doc
 
 
@@ -1238,35 +1244,40 @@ def _bench_tier(cl: Cluster, results) -> dict[str, Any]:
     return doc
 
 
+def _dry_run_doc(o: Opts) -> dict[str, Any]:
+    """The shape of a bench result, for plans: one window per system."""
+    return {"tier": o.tier, "target": "gke",
+            "gke": {"names": placeholder_outputs(o.project, o.tier, o.region)},
+            "systems": {s: {"window": {"start_unix": 0, "end_unix": 1}, "generator": {"job": f"load-{s}-dry-run"}}
+                        for s in o.systems}}
+
+
 def metrics(opts: dict[str, Any], *, log=print, doc: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Cloud Monitoring for the latest run's windows: CPU per workload, Cloud SQL, Spanner, load generators."""
+    """Cloud Monitoring for a run's windows (default: the latest results): CPU per workload, Cloud SQL,
+    Spanner, load generators. Works after teardown: the series outlive the cluster, and the names it
+    needs are in the results document."""
     from scripts import monitoring as mon
     from scripts import results
     o, costs = _prepare(opts)
     ex = _executor(o, log)
-    out = {}
-    for tier in o.tiers:
-        cl = Cluster(o.for_tier(tier), costs, ex)
-        if not cl.load_saved():
-            cl.outputs = placeholder_outputs(o.project, tier, o.region) if ex.dry_run else cl.outputs
-            if not ex.dry_run:
-                raise BadInput(f"no saved gke state for tier {tier} ({cl.state_file}): run deploy first")
-        run = doc if doc is not None else (
-            {"systems": {s: {"window": {"start_unix": 0, "end_unix": 900}, "generator": {"job": f"load-{s}-dry-run"}}
-                         for s in o.systems}} if ex.dry_run else results.load(None))
-        found = metrics_for(cl, run)
-        if not ex.dry_run:
-            for system, usage in found.items():
-                res = run["systems"][system]
-                res["resources"] = mon.resources_entry(usage, res.get("window_s") or 0.0,
-                                                       workload_resources(costs, tier)["loadgen"])
-                if res.get("status") == "ok" and "client-bound" in res["resources"]["labels"]:
-                    res["limited_by"] = "load generator (client-bound)"
-            results.save(results.apply_metrics(run))
-        out[tier] = found
-    if o.dry_run:
+    if doc is None:
+        doc = _dry_run_doc(o) if ex.dry_run else results.load(None)
+    if doc.get("target") != "gke" or not doc.get("gke", {}).get("names"):
+        raise BadInput(f"results {doc.get('run_id', '?')} are not from a gke run: nothing to read from Cloud Monitoring")
+    cl = Cluster(o.for_tier(doc["tier"]), costs, ex)
+    cl.outputs = dict(doc["gke"]["names"])
+    found = metrics_for(cl, doc)
+    if not ex.dry_run:
+        for system, usage in found.items():
+            res = doc["systems"][system]
+            res["resources"] = mon.resources_entry(usage, res.get("window_s") or 0.0,
+                                                   workload_resources(costs, doc["tier"])["loadgen"])
+            if res.get("status") == "ok" and "client-bound" in res["resources"]["labels"]:
+                res["limited_by"] = "load generator (client-bound)"
+        results.save(results.apply_metrics(doc))
+    else:
         print_plan(ex.steps, log=log)
-    return out
+    return found
 
 
 def down_tier(cl: Cluster) -> None:
@@ -1327,9 +1338,13 @@ def ci(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
             except RunFailed as exc:
                 failures.append(one_line(exc))
         if doc is not None:
-            metrics(opts | {"tiers": [tier], "tier": tier}, log=log, doc=doc) if not ex.dry_run else \
-                metrics_for(cl, {"systems": {s: {"window": {"start_unix": 0, "end_unix": 1},
-                                                 "generator": {"job": f"load-{s}-dry-run"}} for s in o.systems}})
+            if ex.dry_run:
+                metrics_for(cl, _dry_run_doc(cl.o))
+            else:
+                try:
+                    metrics(opts | {"tiers": [tier], "tier": tier}, log=log, doc=doc)
+                except HarnessError as exc:   # the run's numbers stand; say that usage is missing
+                    failures.append(f"{tier}: metrics: {one_line(exc)}")
             if not ex.dry_run:
                 from scripts import update_readme
                 update_readme.report(doc)
@@ -1358,8 +1373,7 @@ def plan(opts: dict[str, Any]) -> list[dict[str, Any]]:
             step["tier"] = tier
             if step["phase"] == "down":
                 step["always"] = True
-        metrics_for(cl, {"systems": {s: {"window": {"start_unix": 0, "end_unix": 1},
-                                         "generator": {"job": f"load-{s}-dry-run"}} for s in o.systems}})
+        metrics_for(cl, _dry_run_doc(cl.o))
         ex.note("report", "render README results table and the PR body from the results JSON")
         for step in ex.steps[len(steps):]:
             step.setdefault("tier", tier)

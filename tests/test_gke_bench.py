@@ -16,7 +16,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from scripts import gke, paths
+from pathlib import Path
+
+from scripts import ctverify, gke, paths
+from scripts.errors import RunFailed
 
 RATE = {"trillian": 150.0, "tesseract": 180.0}   # entries/s the simulated logs integrate while loaded
 
@@ -48,8 +51,12 @@ def _pem(key) -> str:
 class FakeCluster(gke.Executor):
     """An Executor whose commands and API calls are answered by a simulated GKE deployment."""
 
-    def __init__(self, clock: Clock, origin: str, *, job_fails: str | None = None, lost_result: str | None = None):
+    def __init__(self, clock: Clock, origin: str, *, job_fails: str | None = None, lost_result: str | None = None,
+                 destroy_fails: bool = False, tmp: Path | None = None):
         super().__init__(dry_run=False, log=lambda _t: None)
+        self.added = {"trillian": 0, "tesseract": 0}
+        self.destroy_fails = destroy_fails
+        self.tmp = tmp
         self.clock = clock
         self.origin = origin
         self.keys = {"trillian": ec.generate_private_key(ec.SECP256R1()),
@@ -64,14 +71,17 @@ class FakeCluster(gke.Executor):
         out["ctfe_public_key_pem"] = _pem(self.keys["trillian"])
         out["tesseract_public_key_pem"] = _pem(self.keys["tesseract"])
         out["mysql_password"] = "pw"
-        out["ctfe_private_key_pem"] = "unused"
+        out["ctfe_private_key_pem"] = self.keys["trillian"].private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption()).decode()
         return out
 
     def size(self, system: str) -> int:
+        base = 5 + self.added[system]
         if system not in self.loaded:
-            return 5
+            return base
         start, end = self.loaded[system]
-        return 5 + int(RATE[system] * max(0.0, min(self.clock.now, end) - start))
+        return base + int(RATE[system] * max(0.0, min(self.clock.now, end) - start))
 
     def sth(self) -> str:
         size, ts, root = self.size("trillian"), int(self.clock.now * 1000), hashlib.sha256(b"r").digest()
@@ -89,16 +99,45 @@ class FakeCluster(gke.Executor):
         return (f"{self.origin}\n{size}\n{b64(root).decode()}\n\n\u2014 {self.origin} {b64(sig).decode()}\n").encode()
 
     # -- the Executor interface
+    def sct(self, system: str, body: str) -> str:
+        chain = [base64.b64decode(c) for c in json.loads(body)["chain"]]
+        key, ts = self.keys[system], int(self.clock.now * 1000)
+        spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        signed = ctverify.sct_signed_data(0, ts, b"", chain)
+        self.added[system] += 1
+        return json.dumps({"sct_version": 0, "id": base64.b64encode(hashlib.sha256(spki).digest()).decode(),
+                           "timestamp": ts, "extensions": "", "signature": base64.b64encode(_ds(key, signed)).decode()})
+
     def run(self, phase, cmd, *, what, timeout, env=None, cwd=None, input=None, check=True, secrets=(),
             dry_stdout=""):
-        self._record(phase, cmd[0], what, cmd=list(cmd))
+        self._record(phase, Path(cmd[0]).name, what, cmd=list(cmd))
         text = " ".join(cmd)
         out = ""
-        if "output -json" in text:
+        if self.destroy_fails and " destroy " in f" {text} ":
+            raise RunFailed("exit 1 from terraform: Error waiting for instance to delete")
+        if "state list" in text:
+            out = "google_sql_database_instance.trillian\n" if self.destroy_fails else ""
+        elif "output -json" in text:
             out = json.dumps({k: {"value": v} for k, v in self.outputs().items()})
+        elif cmd[1:3] == ["digest", cmd[2]] and "crane" in cmd[0]:
+            out = "sha256:" + "1" * 64
+        elif Path(cmd[0]).name == "ko":
+            refs = next(a.split("=", 1)[1] for a in cmd if a.startswith("--image-refs="))
+            names = [a.rsplit("/", 1)[-1] for a in cmd if a.startswith("github.com/")]
+            Path(refs).parent.mkdir(parents=True, exist_ok=True)
+            Path(refs).write_text("".join(f"{env['KO_DOCKER_REPO']}/{n}@sha256:{'2' * 64}\n" for n in names))
+        elif cmd[:2] == ["go", "-C"]:
+            schema = self.tmp / "trillian" / "storage" / "mysql" / "schema"
+            schema.mkdir(parents=True, exist_ok=True)
+            (schema / "storage.sql").write_text("CREATE TABLE Trees (TreeId BIGINT);\n")
+            out = str(self.tmp / "trillian")
+        elif "logs job/trillian-createtree" in text:
+            out = "7012345678\n"
+        elif "create --raw" in text and "add-chain" in text:
+            out = self.sct("trillian" if "ct-server" in text else "tesseract", input)
         elif "get --raw" in text and "get-sth" in text:
             out = self.sth()
-        elif cmd[-3:] == ["apply", "-f", "-"] and input and "kind: Job" in input:
+        elif cmd[-3:] == ["apply", "-f", "-"] and input and "kind: Job" in input and "name: load-" in input:
             name = input.split("name: ", 1)[1].split("\n", 1)[0].strip()
             system = "trillian" if "load-trillian" in name else "tesseract"
             self.jobs[name] = system
@@ -107,6 +146,8 @@ class FakeCluster(gke.Executor):
         elif "get pods" in text:
             self.clock.sleep(20)                                           # image pull + scheduling
             out = json.dumps({"items": [{"status": {"phase": "Running"}}]})
+        elif "get job/" in text and "get job/load-" not in text:
+            out = json.dumps({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
         elif "get job/" in text:
             name = text.split("get job/", 1)[1].split()[0]
             system = self.jobs[name]
@@ -119,6 +160,8 @@ class FakeCluster(gke.Executor):
 
     def api(self, phase, method, url, *, what, call, dry_result):
         self._record(phase, "api", what, method=method, url=url)
+        if url.startswith("https://monitoring.googleapis.com/"):
+            return []
         if url.endswith("/o/checkpoint?alt=media"):
             return self.checkpoint()
         if "/o?prefix=" in url:
@@ -142,8 +185,10 @@ def sim(monkeypatch, tmp_path):
     monkeypatch.setattr(paths, "STATE_DIR", tmp_path / "state")
     origin = gke.tesseract_origin("ctbench-offline", "small")
 
+    monkeypatch.setattr(paths, "PKI_DIR", tmp_path / "pki")
+
     def start(**kwargs):
-        fake = FakeCluster(clock, origin, **kwargs)
+        fake = FakeCluster(clock, origin, tmp=tmp_path / "modcache", **kwargs)
         # What deploy leaves behind: public outputs and the image digests (no secrets).
         paths.STATE_DIR.mkdir(parents=True)
         public = {k: v for k, v in fake.outputs().items() if k not in gke.SENSITIVE_OUTPUTS}
@@ -212,3 +257,43 @@ def test_an_unverifiable_tree_head_fails_the_system_not_the_run(sim, monkeypatch
     assert doc["systems"]["trillian"]["qps"] is None
     assert "signature" in doc["systems"]["trillian"]["reason"].lower()
     assert doc["systems"]["tesseract"]["status"] == "ok"
+
+
+@pytest.fixture
+def reports(monkeypatch):
+    from scripts import update_readme
+    rendered: list[dict] = []
+    monkeypatch.setattr(update_readme, "report", lambda doc, **kw: rendered.append(doc))
+    return rendered
+
+
+def test_ci_deploys_smokes_benches_tears_down_then_reports(sim, reports):
+    fake = sim()
+    (paths.STATE_DIR / "gke-small.json").unlink()          # ci starts from nothing
+    docs = gke.ci(dict(OPTS), log=lambda _t: None)
+    doc = docs["small"]
+    assert doc["status"] == "ok" and reports == [doc]
+    assert doc["gke"]["tree_id"] == 7012345678
+    assert doc["gke"]["images"]["ct_server"].endswith("@sha256:" + "2" * 64)
+    assert doc["gke"]["images"]["mysql_client"] == "docker.io/library/mysql@sha256:" + "1" * 64
+    for system in ("trillian", "tesseract"):
+        assert doc["systems"][system]["resources"]["source"] == "Cloud Monitoring"
+        assert "cost" in doc["systems"][system]
+    phases = [s["phase"] for s in fake.steps]
+    assert phases.index("down") > max(i for i, p in enumerate(phases) if p == "bench")
+    assert phases.index("metrics") > phases.index("down")
+    assert not (paths.STATE_DIR / "gke-small.json").exists()       # down removed the local state
+    # smoke proved each log: a verified SCT and one more entry in the signed tree
+    assert fake.added == {"trillian": 1, "tesseract": 1}
+    secret = next(s for s in fake.steps if "trillian-mysql" in s["what"])
+    assert "pw" not in json.dumps(secret)
+
+
+def test_a_failed_teardown_keeps_results_and_lists_what_is_left(sim, reports):
+    sim(destroy_fails=True)
+    (paths.STATE_DIR / "gke-small.json").unlink()
+    with pytest.raises(RunFailed, match=r"terraform destroy failed for tier small .*google_sql_database_instance"):
+        gke.ci(dict(OPTS), log=lambda _t: None)
+    assert len(reports) == 1 and reports[0]["status"] == "ok"       # the numbers were still published
+    saved = sorted((paths.RESULTS_DIR).glob("*/results.json"))
+    assert saved, "results kept on disk"
