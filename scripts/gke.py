@@ -735,16 +735,16 @@ def ctfe_log_config(tree_id: int, key_pem: str, pub_pem: str) -> str:
     )
 
 
-def mysql_option_file(out: dict[str, Any]) -> str:
+def mysql_option_file(tf_out: dict[str, Any]) -> str:
     """Option file for the mysql client in job/trillian-schema: TLS verified against the server CA."""
     return ("[client]\n"
-            f"host={out['mysql_private_ip']}\n"
-            f"user={out['mysql_user']}\n"
-            f"password={out['mysql_password']}\n"
+            f"host={tf_out['mysql_private_ip']}\n"
+            f"user={tf_out['mysql_user']}\n"
+            f"password={tf_out['mysql_password']}\n"
             "ssl-mode=VERIFY_CA\n"
             "ssl-ca=/etc/mysql-tls/ca.pem\n"
             "[mysql]\n"
-            f"database={out['mysql_database']}\n")
+            f"database={tf_out['mysql_database']}\n")
 
 
 def _der_b64(pub_pem: str) -> str:
@@ -810,13 +810,13 @@ def deploy_tier(cl: Cluster) -> None:
 
     cl.kubectl(ph, ["apply", "-f", "-"], what="namespace, service accounts (Workload Identity), network policies",
                input=render("namespace", values))
-    out = cl.outputs
-    dsn = f"{out['mysql_user']}:{out['mysql_password']}@tcp({out['mysql_private_ip']}:3306)/{out['mysql_database']}"
+    tf_out = cl.outputs
+    dsn = f"{tf_out['mysql_user']}:{tf_out['mysql_password']}@tcp({tf_out['mysql_private_ip']}:3306)/{tf_out['mysql_database']}"
     cl.kubectl(ph, ["apply", "-f", "-"], what="Secret trillian-mysql (DSN, user, password, CA; values hidden)",
                input=_yaml_doc("Secret", "trillian-mysql", {
-                   "uri": dsn, "host": out["mysql_private_ip"], "user": out["mysql_user"],
-                   "password": out["mysql_password"], "database": out["mysql_database"],
-                   "ca.pem": out["mysql_server_ca_pem"], "client.cnf": mysql_option_file(out)}), secrets=secrets)
+                   "uri": dsn, "host": tf_out["mysql_private_ip"], "user": tf_out["mysql_user"],
+                   "password": tf_out["mysql_password"], "database": tf_out["mysql_database"],
+                   "ca.pem": tf_out["mysql_server_ca_pem"], "client.cnf": mysql_option_file(tf_out)}), secrets=secrets)
     schema_dir = _module_dir(cl, ph, "trillian", "github.com/google/trillian")
     schema = "" if ex.dry_run else (schema_dir / "storage/mysql/schema/storage.sql").read_text()
     cl.kubectl(ph, ["apply", "-f", "-"], what="ConfigMap trillian-schema from the pinned module's storage.sql",
@@ -838,7 +838,7 @@ def deploy_tier(cl: Cluster) -> None:
     cl.tree_id = int(text.splitlines()[-1])
     pki_files = _pki_files(cl)
     config = ("<log_config.textproto>" if ex.dry_run else
-              ctfe_log_config(cl.tree_id, out["ctfe_private_key_pem"], out["ctfe_public_key_pem"]))
+              ctfe_log_config(cl.tree_id, tf_out["ctfe_private_key_pem"], tf_out["ctfe_public_key_pem"]))
     cl.kubectl(ph, ["apply", "-f", "-"], what="Secret ctfe-config (tree id, signing key inline, roots; hidden)",
                input=_yaml_doc("Secret", "ctfe-config", {"log_config.textproto": config,
                                                          "roots.pem": pki_files["roots"]}))
@@ -850,9 +850,9 @@ def deploy_tier(cl: Cluster) -> None:
                input=render("tesseract", values))
     _rollout(cl, ph, "tesseract")
     cl.kubectl(ph, ["apply", "-f", "-"], what="ConfigMap log-keys (both logs' public keys, for SCT checks)",
-               input=_yaml_doc("ConfigMap", "log-keys", {"trillian.pem": out["ctfe_public_key_pem"],
-                                                        "tesseract.pem": out["tesseract_public_key_pem"],
-                                                        "tesseract.b64": _der_b64(out["tesseract_public_key_pem"])}))
+               input=_yaml_doc("ConfigMap", "log-keys", {"trillian.pem": tf_out["ctfe_public_key_pem"],
+                                                        "tesseract.pem": tf_out["tesseract_public_key_pem"],
+                                                        "tesseract.b64": _der_b64(tf_out["tesseract_public_key_pem"])}))
     cl.kubectl(ph, ["apply", "-f", "-"], what="Secret loadgen-pki (test intermediate CA; hidden)",
                input=_yaml_doc("Secret", "loadgen-pki", {"intermediate.pem": pki_files["intermediate"],
                                                          "intermediate.key.pem": pki_files["intermediate_key"]}))
