@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Config, Exit, task
 from invoke.exceptions import ParseError
 from invoke.parser import Parser
 
@@ -31,6 +32,36 @@ def _parse_argv_exit2(self, argv):
 
 
 Parser.parse_argv = _parse_argv_exit2  # type: ignore[method-assign]
+
+
+def _config_errors_exit2(method, source: str):
+    """A malformed, missing or wrong-typed invoke config (runtime file `-f`, INVOKE_* env vars, merged
+    config) is bad input: one line and exit 2, not invoke's traceback (or, for a missing `-f`, silence)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        path = getattr(self, "_runtime_path", None) if source == "runtime" else None
+        if path and not os.path.isfile(path):
+            raise Exit(f"error: invoke config file {path}: not found", code=EXIT_BAD_INPUT)
+        try:
+            return method(self, *args, **kwargs)
+        except Exit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever invoke or YAML raise while loading config
+            where = {"runtime": f"invoke config file {path}",
+                     "env": "environment " + ", ".join(f"{k}={v!r}" for k, v in sorted(os.environ.items())
+                                                      if k.startswith("INVOKE_")),
+                     "merge": "invoke config"}
+            detail = ("a setting has the wrong type (`bench:` must be a mapping of setting names to values)"
+                      if source == "merge" else one_line(exc)[:200])
+            raise Exit(f"error: {where[source]}: {detail}", code=EXIT_BAD_INPUT) from None
+
+    return wrapper
+
+
+Config.load_runtime = _config_errors_exit2(Config.load_runtime, "runtime")  # type: ignore[method-assign]
+Config.load_shell_env = _config_errors_exit2(Config.load_shell_env, "env")  # type: ignore[method-assign]
+Config.load_collection = _config_errors_exit2(Config.load_collection, "merge")  # type: ignore[method-assign]
 
 HELP = {
     "target": "where to run: local (default), gke or ssh",
