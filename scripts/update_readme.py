@@ -165,6 +165,13 @@ def chart_dir(doc: dict[str, Any], readme: Path | None = None) -> str:
 def render(template: str, doc: dict[str, Any], *, chart_prefix: str | None = None) -> str:
     try:
         model = view_model(doc)
+    except KeyError as exc:
+        # The schema lets through documents the view still cannot show (e.g. an ok system without its tree
+        # sizes): a bad results file, one line, not a traceback.
+        raise BadInput(f"results {doc.get('run_id', '?')}: required field {exc} is missing") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise BadInput(f"results {doc.get('run_id', '?')}: a field has the wrong type ({exc})") from None
+    try:
         model["chart_prefix"] = chart_prefix if chart_prefix is not None else f"results/{doc['run_id']}"
         return _env().get_template(template).render(**model)
     except jinja2.UndefinedError as exc:
