@@ -12,7 +12,10 @@ from scripts.errors import RunFailed, cli_entry
 
 
 def down(*, log=print) -> dict:
-    st = state.load(required=False)
+    # A broken state file cannot be cleaned up by down itself (telling the user to run down would loop):
+    # say what to do instead, and leave the file for them to read.
+    st = state.load(required=False, hint="down cannot tell what to stop: stop leftover processes by hand "
+                    "(their pids and logs may be in the file), then delete it")
     if st is None:
         log("down: nothing is deployed")
         return {"stopped": [], "left": []}

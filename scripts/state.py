@@ -40,7 +40,10 @@ def exists(path: Path | None = None) -> bool:
     return (path or state_file()).exists()
 
 
-def load(path: Path | None = None, *, required: bool = True) -> dict[str, Any] | None:
+CLEANUP_HINT = "run `inv down` to clean up"
+
+
+def load(path: Path | None = None, *, required: bool = True, hint: str = CLEANUP_HINT) -> dict[str, Any] | None:
     path = path or state_file()
     if not path.exists():
         if required:
@@ -50,10 +53,10 @@ def load(path: Path | None = None, *, required: bool = True) -> dict[str, Any] |
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise BadInput(f"state file {path} is unreadable or not JSON ({' '.join(str(exc).split())}); "
-                       "run `inv down` to clean up") from None
+                       f"{hint}") from None
     problem = _check(doc)
     if problem:
-        raise BadInput(f"state file {path}: {problem}; run `inv down` to clean up")
+        raise BadInput(f"state file {path}: {problem}; {hint}")
     return doc
 
 
