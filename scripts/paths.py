@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLS_DIR = REPO / "tools"            # Go tool modules: the upstream pins live here, one go.mod each
 TEMPLATES_DIR = REPO / "templates"
 SCHEMAS_DIR = REPO / "schemas"
-COSTS_FILE = REPO / "costs.json"
+COSTS_FILE = Path(os.environ["CTB_COSTS_FILE"]).resolve() if os.environ.get("CTB_COSTS_FILE") else REPO / "costs.json"
 
 
 def _dir_from_env(var: str, default: Path) -> Path:
