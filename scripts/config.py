@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "qps": 200,              # offered write rate per system (entries/s)
     "duration": 60,          # measured window, seconds
     "warmup": 10,            # seconds of load before the window; not measured
-    "loadgen": "native",     # upstream hammers; "uniform" = the project's own generator
+    "loadgen": "uniform",    # the project's open-loop generator (same work for both logs); "native" = upstream hammers
     "max_in_flight": 1000,   # cap on outstanding requests for the uniform generator
     "repeats": 1,
     "host": "",              # ssh target: user@host
