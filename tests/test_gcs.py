@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from scripts import ctverify, gcs, gke
+from scripts import gke_spec as spec
 from scripts.errors import BadInput, RunFailed
 
 DATA = Path(__file__).parent / "data" / "gke"
@@ -101,11 +102,11 @@ def test_read_tree_for_tesseract_goes_through_the_json_api(tmp_path):
     """gke.read_tree (not a dry run) with a fake authorized session answering the recorded checkpoint."""
     from scripts import costs
     price_book = costs.load_costs()
-    o = gke.parse_opts({"tier": "small", "project": "ctbench-offline", "dry_run": False}, price_book)
+    o = spec.parse_opts({"tier": "small", "project": "ctbench-offline", "dry_run": False}, price_book)
     ex = gke.Executor(dry_run=False, log=lambda _t: None)
     ex.session = FakeSession(FakeResponse(content=(DATA / "gcs_checkpoint.bin").read_bytes()))
     cl = gke.Cluster(o, price_book, ex)
-    cl.outputs = gke.placeholder_outputs("ctbench-offline", "small")
+    cl.outputs = spec.placeholder_outputs("ctbench-offline", "small")
     cl.outputs["tesseract_public_key_pem"] = (DATA / "tesseract_pub.pem").read_text()
     head = gke.read_tree(cl, "bench", "tesseract")
     assert head["size"] == 1048611

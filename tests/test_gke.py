@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from scripts import costs as costs_mod
 from scripts import gke, paths
+from scripts import gke_spec as spec
 from scripts.errors import BadInput, RunFailed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,24 +36,22 @@ def opts(**over):
 
 
 def test_defaults_window_is_15_minutes_on_gke(price_book):
-    o = gke.parse_opts(opts(), price_book)
+    o = spec.parse_opts(opts(), price_book)
     assert o.duration == 900 and o.zone == "us-central1-a" and o.loadgen == "uniform"
     assert o.state_bucket == "ctbench-offline-ctbench-tfstate"
     # The local default (60 s) left untouched means "not given": still 15 minutes on gke.
-    assert gke.parse_opts(opts(duration=60), price_book).duration == 900
-    assert gke.parse_opts(opts(duration=60, duration_explicit=True), price_book).duration == 60
-    assert gke.parse_opts(opts(duration=300), price_book).duration == 300
+    assert spec.parse_opts(opts(duration=60), price_book).duration == 900
+    assert spec.parse_opts(opts(duration=60, duration_explicit=True), price_book).duration == 60
+    assert spec.parse_opts(opts(duration=300), price_book).duration == 300
 
 
 def test_the_harness_generator_is_the_default_on_gke(price_book):
-    # tasks.py passes the local default ("native") when the user gave nothing: uniform on gke.
-    assert gke.parse_opts(opts(loadgen="native"), price_book).loadgen == "uniform"
-    assert gke.parse_opts(opts(loadgen="native", loadgen_explicit=True), price_book).loadgen == "native"
-    assert gke.parse_opts(opts(loadgen="uniform"), price_book).loadgen == "uniform"
+    assert spec.parse_opts(opts(), price_book).loadgen == "uniform"
+    assert spec.parse_opts(opts(loadgen="native"), price_book).loadgen == "native"
 
 
 def test_tiers_run_in_the_given_order(price_book):
-    o = gke.parse_opts(opts(tiers="small,medium,large"), price_book)
+    o = spec.parse_opts(opts(tiers="small,medium,large"), price_book)
     assert o.tiers == ("small", "medium", "large") and o.tier == "small"
 
 
@@ -67,15 +66,15 @@ def test_tiers_run_in_the_given_order(price_book):
 ])
 def test_bad_input_is_one_clear_line(price_book, bad, message):
     with pytest.raises(BadInput, match=message):
-        gke.parse_opts(opts(**bad), price_book)
+        spec.parse_opts(opts(**bad), price_book)
 
 
 def test_missing_project_id(monkeypatch, price_book):
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     with pytest.raises(BadInput, match="no Google Cloud project"):
-        gke.parse_opts(opts(project=None), price_book)
+        spec.parse_opts(opts(project=None), price_book)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "from-env-project")
-    assert gke.parse_opts(opts(project=None), price_book).project == "from-env-project"
+    assert spec.parse_opts(opts(project=None), price_book).project == "from-env-project"
 
 
 @pytest.fixture
@@ -135,11 +134,11 @@ def test_the_cost_estimate_is_shown_before_anything_is_created(monkeypatch):
 
 
 def test_estimate_text_is_the_price_book_arithmetic(price_book):
-    o = gke.parse_opts(opts(), price_book)
-    seconds = gke.estimate_seconds(o)
+    o = spec.parse_opts(opts(), price_book)
+    seconds = spec.estimate_seconds(o)
     assert seconds == 40 * 60 + 2 * (60 + 900 + 300) + 20 * 60
     est = costs_mod.estimate(price_book, "small", seconds)
-    text = gke.estimate_text(price_book, o)
+    text = spec.estimate_text(price_book, o)
     assert f"{est['usd']:.2f} USD" in text and price_book["revision"] in text
 
 
@@ -149,12 +148,12 @@ def test_estimate_text_is_the_price_book_arithmetic(price_book):
 @pytest.mark.parametrize("tier", ["small", "medium", "large"])
 def test_tfvars_files_match_costs_json(price_book, tier):
     text = (REPO / "terraform" / "tiers" / f"{tier}.tfvars").read_text()
-    assert text == gke.tfvars_text(price_book, tier), \
+    assert text == spec.tfvars_text(price_book, tier), \
         f"terraform/tiers/{tier}.tfvars is stale: run `python -m scripts.gke tfvars`"
-    spec = price_book["tiers"][tier]
-    assert f'cloudsql_tier            = "{spec["cloudsql"]["tier"]}"' in text
-    assert f'spanner_processing_units = {spec["spanner"]["processing_units"]}' in text
-    assert spec["forwarding_rules"] == 0    # ClusterIP only: no load balancer is priced or created
+    tier_spec = price_book["tiers"][tier]
+    assert f'cloudsql_tier            = "{tier_spec["cloudsql"]["tier"]}"' in text
+    assert f'spanner_processing_units = {tier_spec["spanner"]["processing_units"]}' in text
+    assert tier_spec["forwarding_rules"] == 0    # ClusterIP only: no load balancer is priced or created
 
 
 def test_every_tier_has_tfvars_and_nothing_else():
@@ -164,13 +163,13 @@ def test_every_tier_has_tfvars_and_nothing_else():
 
 @pytest.mark.parametrize("tier", ["small", "medium", "large"])
 def test_requests_fit_the_nodes(price_book, tier):
-    res = gke.workload_resources(price_book, tier)
+    res = spec.workload_resources(price_book, tier)
     pools = price_book["tiers"][tier]["gke"]["node_pools"]
     for pool, names in (("trillian", ["trillian_log_server", "ct_server", "trillian_log_signer"]),
                         ("tesseract", ["tesseract"]), ("loadgen", ["loadgen"])):
         shape = price_book["machine_types"][pools[pool]["machine_type"]]
         nodes = pools[pool]["nodes"]
-        allocatable = shape["vcpu"] * 1000 - gke._gke_reserved_cpu_m(shape["vcpu"]) - gke.DAEMONSET_CPU_M
+        allocatable = shape["vcpu"] * 1000 - spec._gke_reserved_cpu_m(shape["vcpu"]) - spec.DAEMONSET_CPU_M
         total = sum(res[n]["cpu_m"] * res[n]["replicas"] for n in names)
         assert total <= allocatable * nodes, (tier, pool)
         # worst case on one node: the largest pods that could land together
@@ -182,17 +181,17 @@ def test_requests_fit_the_nodes(price_book, tier):
 
 
 def test_gke_reservations_match_the_documented_table():
-    assert gke._gke_reserved_cpu_m(2) == pytest.approx(70)
-    assert gke._gke_reserved_cpu_m(4) == pytest.approx(80)
-    assert gke._gke_reserved_mem_gib(8) == pytest.approx(1.8 + 100 / 1024)
-    assert gke._gke_reserved_mem_gib(32) == pytest.approx(1 + 0.8 + 0.8 + 16 * 0.06 + 100 / 1024)
+    assert spec._gke_reserved_cpu_m(2) == pytest.approx(70)
+    assert spec._gke_reserved_cpu_m(4) == pytest.approx(80)
+    assert spec._gke_reserved_mem_gib(8) == pytest.approx(1.8 + 100 / 1024)
+    assert spec._gke_reserved_mem_gib(32) == pytest.approx(1 + 0.8 + 0.8 + 16 * 0.06 + 100 / 1024)
 
 
 def test_load_is_the_same_work_for_both_systems(price_book):
-    o = gke.parse_opts(opts(tier="large", qps=1000), price_book)
-    outs = gke.placeholder_outputs("p", "large")
-    a = gke.load_values(price_book, o, "trillian", outs, "r1")
-    b = gke.load_values(price_book, o, "tesseract", outs, "r1")
+    o = spec.parse_opts(opts(tier="large", qps=1000), price_book)
+    outs = spec.placeholder_outputs("p", "large")
+    a = spec.load_values(price_book, o, "trillian", outs, "r1")
+    b = spec.load_values(price_book, o, "tesseract", outs, "r1")
     for key in ("parallelism", "rate_per_pod", "duration_s", "warmup_s", "max_in_flight_per_pod"):
         assert a[key] == b[key], key
     assert a["parallelism"] * a["rate_per_pod"] == pytest.approx(1000, rel=1e-3)
@@ -205,10 +204,10 @@ def test_load_is_the_same_work_for_both_systems(price_book):
 
 def test_secret_versions_must_be_numeric():
     ok = "projects/p/secrets/ctb-small-tesseract-signer-private/versions/3"
-    assert gke.check_secret_version(ok) == ok
+    assert spec.check_secret_version(ok) == ok
     for bad in ("projects/p/secrets/s/versions/latest", "projects/p/secrets/s", "s"):
         with pytest.raises(BadInput, match="numeric"):
-            gke.check_secret_version(bad)
+            spec.check_secret_version(bad)
 
 
 def test_ctfe_config_carries_the_tree_and_the_key_inline():
@@ -217,15 +216,15 @@ def test_ctfe_config_carries_the_tree_and_the_key_inline():
                                 serialization.NoEncryption()).decode()
     pub_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    text = gke.ctfe_log_config(7012345, key_pem, pub_pem)
+    text = spec.ctfe_log_config(7012345, key_pem, pub_pem)
     assert "log_id: 7012345" in text and 'prefix: "bench"' in text
     assert "[type.googleapis.com/keyspb.PrivateKey]" in text and 'roots_pem_file: "/etc/ctfe/roots.pem"' in text
     assert "BEGIN" not in text        # DER, octal-escaped: no PEM inside the text proto
 
 
 def test_mysql_option_file_verifies_the_server():
-    out = gke.placeholder_outputs("p", "small") | {"mysql_password": "s3cret"}
-    text = gke.mysql_option_file(out)
+    out = spec.placeholder_outputs("p", "small") | {"mysql_password": "s3cret"}
+    text = spec.mysql_option_file(out)
     assert "ssl-mode=VERIFY_CA" in text and "ssl-ca=/etc/mysql-tls/ca.pem" in text
     assert "password=s3cret" in text and "database=trillian" in text
 

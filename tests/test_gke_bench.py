@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pathlib import Path
 
 from scripts import ctverify, gke, paths
+from scripts import gke_spec as spec
 from scripts.errors import RunFailed
 
 RATE = {"trillian": 150.0, "tesseract": 180.0}   # entries/s the simulated logs integrate while loaded
@@ -67,7 +68,7 @@ class FakeCluster(gke.Executor):
         self.jobs: dict[str, str] = {}
 
     def outputs(self) -> dict:
-        out = gke.placeholder_outputs("ctbench-offline", "small")
+        out = spec.placeholder_outputs("ctbench-offline", "small")
         out["ctfe_public_key_pem"] = _pem(self.keys["trillian"])
         out["tesseract_public_key_pem"] = _pem(self.keys["tesseract"])
         out["mysql_password"] = "pw"
@@ -183,7 +184,7 @@ def sim(monkeypatch, tmp_path):
     monkeypatch.setattr(google.auth, "default", lambda *a, **k: (object(), "ctbench-offline"))
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(paths, "STATE_DIR", tmp_path / "state")
-    origin = gke.tesseract_origin("ctbench-offline", "small")
+    origin = spec.tesseract_origin("ctbench-offline", "small")
 
     monkeypatch.setattr(paths, "PKI_DIR", tmp_path / "pki")
 
@@ -191,8 +192,8 @@ def sim(monkeypatch, tmp_path):
         fake = FakeCluster(clock, origin, tmp=tmp_path / "modcache", **kwargs)
         # What deploy leaves behind: public outputs and the image digests (no secrets).
         paths.STATE_DIR.mkdir(parents=True)
-        public = {k: v for k, v in fake.outputs().items() if k not in gke.SENSITIVE_OUTPUTS}
-        images = gke.placeholder_images(public["image_repository"])
+        public = {k: v for k, v in fake.outputs().items() if k not in spec.SENSITIVE_OUTPUTS}
+        images = spec.placeholder_images(public["image_repository"])
         (paths.STATE_DIR / "gke-small.json").write_text(json.dumps({"outputs": public, "images": images,
                                                                       "tree_id": 42}))
         monkeypatch.setattr(gke, "_executor", lambda o, log=print: fake)

@@ -22,6 +22,7 @@ import pytest
 
 from scripts import costs as costs_mod
 from scripts import gke
+from scripts import gke_spec as spec
 
 REPO = Path(__file__).resolve().parent.parent
 VALIDATE = REPO / ".venv-validate" / "bin"
@@ -60,7 +61,7 @@ def manifests_dir(tmp_path_factory, price_book) -> Path:
     """Every manifest of every tier, rendered with placeholder outputs (and load Jobs of both kinds)."""
     out = tmp_path_factory.mktemp("manifests")
     for tier in TIERS:
-        for name, text in gke.offline_manifests(price_book, tier).items():
+        for name, text in spec.offline_manifests(price_book, tier).items():
             (out / f"{tier}-{name}.yaml").write_text(text)
     return out
 
@@ -172,13 +173,13 @@ def test_tfvars_set_only_declared_variables():
 
 def test_outputs_the_harness_reads_are_declared():
     declared = set(re.findall(r'^output "(\w+)"', (REPO / "terraform" / "outputs.tf").read_text(), re.M))
-    assert set(gke.placeholder_outputs("p", "small")) == declared
-    source = (REPO / "scripts" / "gke.py").read_text()
+    assert set(spec.placeholder_outputs("p", "small")) == declared
+    source = (REPO / "scripts" / "gke.py").read_text() + (REPO / "scripts" / "gke_spec.py").read_text()
     used = set(re.findall(r'(?:outputs|tf_out)\["(\w+)"\]', source))
     assert used <= declared, used - declared
-    assert gke.SENSITIVE_OUTPUTS <= declared
+    assert spec.SENSITIVE_OUTPUTS <= declared
     outputs_tf = (REPO / "terraform" / "outputs.tf").read_text()
-    for name in gke.SENSITIVE_OUTPUTS:
+    for name in spec.SENSITIVE_OUTPUTS:
         block = outputs_tf.split(f'output "{name}"', 1)[1].split("}", 1)[0]
         assert "sensitive = true" in block, name
 
@@ -197,7 +198,7 @@ def test_loadgen_build_context_is_limited():
 def test_every_manifest_of_every_tier_validates_against_the_kubernetes_schema(manifests_dir):
     exe = need(KUBE_VALIDATE, "python3 -m venv .venv-validate && .venv-validate/bin/pip install -r tools/validate/requirements.txt")
     files = sorted(str(p) for p in manifests_dir.glob("*.yaml"))
-    assert len(files) == len(TIERS) * (len(gke.MANIFESTS) + 4)
+    assert len(files) == len(TIERS) * (len(spec.MANIFESTS) + 4)
     proc = run([exe, "--strict", "--quiet", *files], timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
@@ -405,8 +406,7 @@ def test_tiers_run_one_after_another_each_torn_down():
 
 
 def test_native_hammers_build_their_images_and_jobs():
-    steps = gke.plan({"tier": "small", "project": "ctbench-offline", "dry_run": True, "loadgen": "native",
-                      "loadgen_explicit": True})
+    steps = gke.plan({"tier": "small", "project": "ctbench-offline", "dry_run": True, "loadgen": "native"})
     ko = " ".join(_cmd(s) for s in steps if s["tool"] == "ko")
     assert "trillian/integration/ct_hammer" in ko and "tesseract/internal/hammer" in ko
     assert not any(s["tool"] == "docker" for s in steps)

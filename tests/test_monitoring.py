@@ -141,13 +141,14 @@ def test_no_data_is_an_empty_page_not_an_error():
 
 
 def test_resources_entry_feeds_the_cost_arithmetic_and_flags_a_client_bound_run():
-    from scripts import costs, gke
+    from scripts import costs
+    from scripts import gke_spec as spec
     found = {"cpu": cpu_series(), "memory": mon.parse_page(load("monitoring_container_memory.json"))[0],
              "loadgen_cpu": mon.parse_page(load("monitoring_loadgen_cpu.json"))[0]}
     usage = mon.summarize(found, START, END)
     price_book = costs.load_costs()
-    small = gke.workload_resources(price_book, "small")["loadgen"]
-    large = gke.workload_resources(price_book, "large")["loadgen"]
+    small = spec.workload_resources(price_book, "small")["loadgen"]
+    large = spec.workload_resources(price_book, "large")["loadgen"]
     entry = mon.resources_entry(usage, 900, small)
     assert entry["system_cpu_seconds"] == pytest.approx(450 + 217.5 + 90 + 270)
     mib = 384 + 64 + 100
