@@ -341,7 +341,7 @@ def test_benchmark_workflow_shape():
                    ".venv/bin/inv ci --target gke", "--body-file", "gh pr create"):
         assert needle in text, needle
     teardown = text.split("- name: Teardown (always)", 1)[1].split("- name:", 1)[0]
-    assert "if: always()" in teardown and ".venv/bin/inv down --target gke" in teardown
+    assert "if: always()" in teardown and ".venv/bin/python -m scripts.gke down --tier" in teardown
 
 
 def test_test_workflow_runs_the_readme_command():
