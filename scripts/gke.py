@@ -888,8 +888,7 @@ def ci(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
     docs: dict[str, Any] = {}
     failures: list[str] = []
     for tier in o.tiers:
-        cl = Cluster(o.for_tier(tier), costs, ex)
-        log(estimate_text(costs, cl.o))
+        cl = Cluster(o.for_tier(tier), costs, ex)   # deploy_tier shows this tier's cost estimate first
         doc = None
         try:
             deploy_tier(cl)

@@ -115,8 +115,9 @@ def test_dry_run_needs_no_credentials(nothing_runs, no_credentials):
     assert steps and lines[0].startswith("  1. [deploy] cost estimate, tier small:")
 
 
-def test_the_cost_estimate_is_shown_before_anything_is_created(monkeypatch):
-    """A real (not dry) deploy with credentials: the estimate is logged before the first command."""
+@pytest.mark.parametrize("step", ["deploy", "ci"])
+def test_the_cost_estimate_is_shown_before_anything_is_created(monkeypatch, step):
+    """A real (not dry) deploy or ci with credentials: the estimate is logged once, before the first command."""
     import google.auth
     from scripts import gcs
     events: list[str] = []
@@ -128,9 +129,10 @@ def test_the_cost_estimate_is_shown_before_anything_is_created(monkeypatch):
         raise RunFailed("stop here")
     monkeypatch.setattr(gke, "_run", first_command)
     with pytest.raises(RunFailed, match="stop here"):
-        gke.deploy(opts(dry_run=False), log=events.append)
+        getattr(gke, step)(opts(dry_run=False), log=events.append)
     assert events[0].startswith("cost estimate, tier small:")
     assert events[1].startswith("run: terraform -chdir=terraform init")
+    assert sum(e.startswith("cost estimate") for e in events) == 1
 
 
 def test_estimate_text_is_the_price_book_arithmetic(price_book):
