@@ -30,13 +30,13 @@ from scripts import costs as costs_mod
 from scripts import paths, proc
 from scripts.errors import BadInput, HarnessError, RunFailed, cli_entry, one_line
 from scripts.gke_spec import (
-    der_b64,
-    k8s_object,
     ctfe_log_config,
     DEFAULT_WARMUP_S,
     DEFAULT_WINDOW_S,
+    der_b64,
     estimate_text,
     K8S_DIR,
+    k8s_object,
     KO_IMAGES,
     load_values,
     LOADGENS,
@@ -45,10 +45,12 @@ from scripts.gke_spec import (
     NAMESPACE,
     Opts,
     parse_opts,
+    parse_secret_version,
     placeholder_images,
     placeholder_outputs,
     PREFIX,
     render,
+    secret_version_url,
     SENSITIVE_OUTPUTS,
     START_GRACE_S,
     tesseract_origin,
@@ -254,6 +256,21 @@ def terraform_outputs(cl: Cluster, phase: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- steps
 
 
+def resolve_secret_version(cl: Cluster, phase: str, name: str) -> str:
+    """Ask Secret Manager for the version (numeric or `latest`) and use the name it answers with:
+    TesseraCT rejects any other spelling (it compares the two), including project id vs number."""
+    url = secret_version_url(name)
+
+    def call():
+        resp = cl.ex.session.get(url, timeout=30)
+        if resp.status_code != 200:
+            raise RunFailed(f"Secret Manager: HTTP {resp.status_code} for {name}")
+        return resp.json()
+    doc = cl.ex.api(phase, "GET", url, what=f"resolve {name.rsplit('/secrets/', 1)[-1]} to its numeric version",
+                    call=call, dry_result={"name": name, "state": "ENABLED"})
+    return parse_secret_version(doc, name)
+
+
 def _module_dir(cl: Cluster, phase: str, tools_module: str, module_path: str) -> Path:
     out = cl.ex.run(phase, ["go", "-C", f"tools/{tools_module}", "list", "-m", "-f", "{{.Dir}}", module_path],
                     what=f"locate the pinned {module_path} in the Go module cache", timeout=300,
@@ -370,6 +387,8 @@ def deploy_tier(cl: Cluster) -> None:
                 f"--location={cl.outputs['cluster_location']}", f"--project={o.project}"],
            what="kubeconfig for this cluster only (own KUBECONFIG file)", timeout=T_GCLOUD, env=cl.kenv())
     cl.images = build_images(cl, ph)
+    for key in ("tesseract_private_key_secret_version", "tesseract_public_key_secret_version"):
+        cl.outputs[key] = resolve_secret_version(cl, ph, cl.outputs[key])
     values = manifest_values(cl.costs, o, cl.outputs, cl.images)
     cl.save()
 

@@ -319,6 +319,25 @@ def check_secret_version(name: str) -> str:
     return name
 
 
+SECRET_MANAGER_API = "https://secretmanager.googleapis.com/v1"
+
+
+def secret_version_url(name: str) -> str:
+    return f"{SECRET_MANAGER_API}/{name}"
+
+
+def parse_secret_version(doc: dict[str, Any], asked: str) -> str:
+    """A Secret Manager SecretVersion (GET …/versions/N or …/versions/latest): the canonical name,
+    which is what TesseraCT will be answered with, so what it must be given. Only ENABLED versions."""
+    try:
+        name, state = doc["name"], doc["state"]
+    except (KeyError, TypeError):
+        raise RunFailed(f"Secret Manager: unexpected answer for {asked}") from None
+    if state != "ENABLED":
+        raise RunFailed(f"Secret Manager: {name} is {state}, not ENABLED")
+    return check_secret_version(name)
+
+
 def tesseract_origin(project: str, tier: str) -> str:
     # The static-ct-api origin names the log; it must match the submission prefix path.
     return f"ctbench-{tier}.{project}.example/{PREFIX}"

@@ -277,3 +277,20 @@ def test_cli_bad_tier_exits_2():
     out = _cli("deploy", "--dry-run", "--tier", "huge", "--project", "p")
     assert out.returncode == 2
     assert out.stderr.strip() == "error: unknown tier 'huge' (known: small, medium, large)"
+
+
+# ------------------------------------------------------------------------------- Secret Manager
+
+
+def test_secret_version_is_the_name_secret_manager_answers_with():
+    """Recorded GET projects/ctbench-offline/secrets/…/versions/latest: the answer carries the project
+    NUMBER and the numeric version, and that exact name is what TesseraCT must be given."""
+    doc = json.loads((REPO / "tests" / "data" / "gke" / "secretmanager_version.json").read_text())
+    asked = "projects/ctbench-offline/secrets/ctb-small-tesseract-signer-private/versions/latest"
+    assert spec.parse_secret_version(doc, asked) == \
+        "projects/123456789012/secrets/ctb-small-tesseract-signer-private/versions/1"
+    assert spec.secret_version_url(asked) == f"https://secretmanager.googleapis.com/v1/{asked}"
+    with pytest.raises(RunFailed, match="DISABLED, not ENABLED"):
+        spec.parse_secret_version(doc | {"state": "DISABLED"}, asked)
+    with pytest.raises(RunFailed, match="unexpected answer"):
+        spec.parse_secret_version({"error": {"code": 404}}, asked)

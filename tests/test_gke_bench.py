@@ -56,6 +56,7 @@ class FakeCluster(gke.Executor):
                  destroy_fails: bool = False, tmp: Path | None = None):
         super().__init__(dry_run=False, log=lambda _t: None)
         self.added = {"trillian": 0, "tesseract": 0}
+        self.applied: list[str] = []
         self.destroy_fails = destroy_fails
         self.tmp = tmp
         self.clock = clock
@@ -112,6 +113,8 @@ class FakeCluster(gke.Executor):
     def run(self, phase, cmd, *, what, timeout, env=None, cwd=None, input=None, check=True, secrets=(),
             dry_stdout=""):
         self._record(phase, Path(cmd[0]).name, what, cmd=list(cmd))
+        if cmd[-3:] == ["apply", "-f", "-"]:
+            self.applied.append(input or "")
         text = " ".join(cmd)
         out = ""
         if self.destroy_fails and " destroy " in f" {text} ":
@@ -163,6 +166,10 @@ class FakeCluster(gke.Executor):
         self._record(phase, "api", what, method=method, url=url)
         if url.startswith("https://monitoring.googleapis.com/"):
             return []
+        if url.startswith("https://secretmanager.googleapis.com/v1/"):
+            # Secret Manager answers with the project NUMBER in the name
+            name = url.split("/v1/", 1)[1].replace("projects/ctbench-offline/", "projects/123456789012/")
+            return {"name": name, "state": "ENABLED"}
         if url.endswith("/o/checkpoint?alt=media"):
             return self.checkpoint()
         if "/o?prefix=" in url:
@@ -277,6 +284,11 @@ def test_ci_deploys_smokes_benches_tears_down_then_reports(sim, reports):
     assert doc["gke"]["tree_id"] == 7012345678
     assert doc["gke"]["images"]["ct_server"].endswith("@sha256:" + "2" * 64)
     assert doc["gke"]["images"]["mysql_client"] == "docker.io/library/mysql@sha256:" + "1" * 64
+    # TesseraCT is given exactly the names Secret Manager answered with (project number, numeric version)
+    tesseract = next(m for m in fake.applied if "name: tesseract\n" in m and "kind: Deployment" in m)
+    assert ("--signer_private_key_secret_name=projects/123456789012/secrets/"
+            "ctb-small-tesseract-signer-private/versions/1") in tesseract
+    assert len([s for s in fake.steps if s.get("url", "").startswith("https://secretmanager")]) == 2
     for system in ("trillian", "tesseract"):
         assert doc["systems"][system]["resources"]["source"] == "Cloud Monitoring"
         assert "cost" in doc["systems"][system]
