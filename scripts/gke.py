@@ -85,7 +85,7 @@ T_GCLOUD = 300
 MONITORING_LAG_S = 240          # Cloud Monitoring points arrive minutes after the fact
 
 
-# ============================================================================ options
+# ============================================================================ guards
 
 
 def check_credentials() -> Any:
@@ -107,12 +107,6 @@ def _prepare(opts: dict[str, Any]) -> tuple[Opts, dict[str, Any]]:
     if not o.dry_run:
         check_credentials()
     return o, costs
-
-
-# ============================================================================ pure: sizing
-
-
-# ============================================================================ pure: manifests
 
 
 # ============================================================================ execution

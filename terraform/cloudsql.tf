@@ -1,8 +1,14 @@
+# Cloud SQL keeps a deleted instance's name reserved for up to a week: a fresh suffix per apply lets a
+# tier be benchmarked again right after its teardown.
+resource "random_id" "mysql" {
+  byte_length = 3
+}
+
 resource "google_sql_database_instance" "trillian" {
   # checkov:skip=CKV_GCP_6: TLS is required (ssl_mode ENCRYPTED_ONLY) and Trillian verifies the server (--mysql_tls_ca, --mysql_server_name), but Trillian's MySQL client has no client-certificate option, so TRUSTED_CLIENT_CERTIFICATE_REQUIRED would lock it out
   # checkov:skip=CKV_GCP_14: no backups: the database holds only benchmark entries and is destroyed after the run; backup I/O would also disturb the measurement
   # checkov:skip=CKV2_GCP_20: no point-in-time recovery: benchmark entries only, destroyed after the run; binary logging would also add write I/O to the measured system
-  name                = "${local.name}-mysql"
+  name                = "${local.name}-mysql-${random_id.mysql.hex}"
   database_version    = "MYSQL_8_0"
   region              = var.region
   deletion_protection = false # destroyed after every benchmark run
