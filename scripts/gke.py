@@ -53,7 +53,7 @@ from scripts.gke_spec import (
     secret_version_url,
     SENSITIVE_OUTPUTS,
     START_GRACE_S,
-    tesseract_origin,
+    TESSERACT_ORIGIN,
     tfvars_text,
     workload_resources,
 )
@@ -483,7 +483,7 @@ def read_tree(cl: Cluster, phase: str, system: str) -> dict[str, Any]:
         if cl.ex.dry_run:
             return {"size": 0, "timestamp_ms": 0, "read_at": time.time()}
         key = ctverify.load_public_key(cl.outputs["tesseract_public_key_pem"].encode())
-        head = ctverify.verify_checkpoint(note, tesseract_origin(cl.o.project, cl.o.tier), key)
+        head = ctverify.verify_checkpoint(note, TESSERACT_ORIGIN, key)
     return {"size": head.size, "timestamp_ms": head.timestamp_ms, "read_at": time.time()}
 
 

@@ -338,9 +338,10 @@ def parse_secret_version(doc: dict[str, Any], asked: str) -> str:
     return check_secret_version(name)
 
 
-def tesseract_origin(project: str, tier: str) -> str:
-    # The static-ct-api origin names the log; it must match the submission prefix path.
-    return f"ctbench-{tier}.{project}.example/{PREFIX}"
+# The static-ct-api origin: the host and path the load generators submit to, so TesseraCT's
+# per-request origin check passes (it compares hostname + path, port stripped) instead of logging a
+# warning for every add-chain.
+TESSERACT_ORIGIN = f"tesseract.{NAMESPACE}.svc/{PREFIX}"
 
 
 def manifest_values(costs: dict[str, Any], o: Opts, outputs: dict[str, Any], images: dict[str, str]) -> dict[str, Any]:
@@ -359,7 +360,7 @@ def manifest_values(costs: dict[str, Any], o: Opts, outputs: dict[str, Any], ima
             "signer_flags": dict(local.SIGNER_FLAGS),
         },
         "tesseract": {
-            "origin": tesseract_origin(o.project, o.tier),
+            "origin": TESSERACT_ORIGIN,
             "bucket": outputs["log_bucket"],
             "spanner_db_path": outputs["spanner_db_path"],
             "spanner_antispam_db_path": outputs["spanner_antispam_db_path"],
@@ -438,7 +439,7 @@ def load_values(costs: dict[str, Any], o: Opts, system: str, outputs: dict[str, 
         "max_in_flight_per_pod": max(1, o.max_in_flight // parallelism),
         "results_bucket": outputs["results_bucket"],
         "log_bucket": outputs["log_bucket"],
-        "origin": tesseract_origin(o.project, o.tier),
+        "origin": TESSERACT_ORIGIN,
         "operations": operations,
         "max_parallel_chains": chains,
         "num_writers": writers,

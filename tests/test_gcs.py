@@ -12,7 +12,7 @@ from scripts import gke_spec as spec
 from scripts.errors import BadInput, RunFailed
 
 DATA = Path(__file__).parent / "data" / "gke"
-ORIGIN = "ctbench-small.ctbench-offline.example/bench"
+ORIGIN = "tesseract.ctbench.svc/bench"
 
 
 def load(name: str) -> dict:

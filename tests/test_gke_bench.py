@@ -191,7 +191,7 @@ def sim(monkeypatch, tmp_path):
     monkeypatch.setattr(google.auth, "default", lambda *a, **k: (object(), "ctbench-offline"))
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(paths, "STATE_DIR", tmp_path / "state")
-    origin = spec.tesseract_origin("ctbench-offline", "small")
+    origin = spec.TESSERACT_ORIGIN
 
     monkeypatch.setattr(paths, "PKI_DIR", tmp_path / "pki")
 
