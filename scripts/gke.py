@@ -52,6 +52,7 @@ from scripts.gke_spec import (
     render,
     secret_version_url,
     SENSITIVE_OUTPUTS,
+    START_SLACK_S,
     START_GRACE_S,
     TESSERACT_ORIGIN,
     tfvars_text,
@@ -83,6 +84,8 @@ T_ROLLOUT = 15 * 60
 T_JOB_SETUP = 10 * 60
 T_GCLOUD = 300
 MONITORING_LAG_S = 240          # Cloud Monitoring points arrive minutes after the fact
+SAMPLE_EVERY_S = 5.0            # the signed tree is read this often during a window
+STABILITY_BUCKET_S = 30.0       # integration rate per slice of this length: the window's stability (CoV)
 
 
 # ============================================================================ guards
@@ -532,7 +535,6 @@ def _wait_growth(cl: Cluster, phase: str, system: str, size: int, *, deadline_s:
 
 def bench_system(cl: Cluster, system: str, run_id: str) -> dict[str, Any]:
     """One window against one system. Returns the observation dict (local target's keys)."""
-    from scripts import gcs
     from scripts import hammer as local_hammer
     ph = "bench"
     load = load_values(cl.costs, cl.o, system, cl.outputs, run_id)
@@ -551,51 +553,87 @@ def bench_system(cl: Cluster, system: str, run_id: str) -> dict[str, Any]:
     cl.kubectl(ph, ["apply", "-f", "-"], what=f"{system}: Indexed Job {load['job_name']} x{load['parallelism']} "
                f"({load['rate_per_pod']}/s each) in the loadgen pool", input=render("loadgen-job", {**values, "load": load}))
     started = _wait_pods_running(cl, ph, load)
-    cl.ex.pause_until(ph, started + cl.o.warmup, f"{system}: warmup {cl.o.warmup:g}s (not measured)")
+    cl.ex.pause_until(ph, started + cl.o.warmup + START_SLACK_S,
+                      f"{system}: warmup {cl.o.warmup:g}s + {START_SLACK_S}s start slack (not measured)")
     s0 = read_tree(cl, ph, system)
-    cl.ex.pause_until(ph, s0["read_at"] + cl.o.duration, f"{system}: measured window {cl.o.duration:g}s")
-    s1 = read_tree(cl, ph, system)
+    tree = _sample_window(cl, ph, system, s0, s0["read_at"] + cl.o.duration)
+    s1 = tree[-1]
     window = s1["read_at"] - s0["read_at"]
     obs.update(tree_size_window_start=s0["size"], tree_size_window_end=s1["size"], window_s=round(window, 3),
                entries_integrated=s1["size"] - s0["size"],
-               window={"start_unix": s0["read_at"], "end_unix": s1["read_at"]})
+               window={"start_unix": s0["read_at"], "end_unix": s1["read_at"]},
+               tree=[(round(h["read_at"], 3), h["size"], h["timestamp_ms"]) for h in tree])
     try:
-        _wait_job(cl, ph, load["job_name"], load["deadline_s"] - cl.o.warmup - cl.o.duration + 60,
-                  completions=load["parallelism"])
+        _wait_job(cl, ph, load["job_name"], load["deadline_s"], completions=load["parallelism"])
         obs["generator_exit_codes"] = {}
     except RunFailed as exc:
         obs["generator_exited"] = True
         obs["generator_exit_codes"] = {load["job_name"]: one_line(exc)}
-    prefix = f"runs/{run_id}/{system}/"
-    bucket = cl.outputs["results_bucket"]
     if cl.o.loadgen == "uniform":
-        items = cl.ex.api(ph, "GET", gcs.list_url(bucket, prefix), what=f"{system}: list load generator results",
-                          call=lambda: gcs.list_objects(cl.ex.session, bucket, prefix), dry_result=[])
-        docs = []
-        for item in items:
-            docs.append(json.loads(cl.ex.api(ph, "GET", gcs.media_url(bucket, item["name"]),
-                                             what=f"read {item['name']}",
-                                             call=lambda n=item["name"]: gcs.read_object(cl.ex.session, bucket, n),
-                                             dry_result=b"{}")))
-        obs["loadgen_result"] = docs
-        if not cl.ex.dry_run and len(docs) != load["parallelism"]:
-            obs["generator_exited"] = True
-            obs["generator_exit_codes"] = {**obs.get("generator_exit_codes", {}),
-                                           "results": f"{len(docs)} of {load['parallelism']} result files"}
-        failed = [d.get("label", "?") for d in docs if d.get("status") == "failed"]
-        if failed:
-            obs["generator_exited"] = True
-            obs["generator_exit_codes"] = {**obs.get("generator_exit_codes", {}), **{f: "failed" for f in failed}}
-    end = read_tree(cl, ph, system)
-    obs["final_tree_size"] = end["size"]
-    obs["backlog_at_window_end"] = None
-    obs["qps"] = obs["entries_integrated"] / window if window > 0 else None
-    obs["resources"] = {"source": "Cloud Monitoring (filled by the metrics step)", "labels": []}
+        _read_load_results(cl, ph, system, run_id, load, obs)
+    obs["final_tree_size"] = read_tree(cl, ph, system)["size"]
+    obs["backlog_at_window_end"] = None   # the load outlives the window (tail): SCTs accepted in it tell instead
+    obs["resources"] = {"source": "Cloud Monitoring (filled by the metrics step)",
+                        "labels": ["client-bound"] if obs.get("generator_client_bound") else []}
     status, reason = local_hammer.judge(obs, cl.o.duration) if not cl.ex.dry_run else ("ok", "")
     obs["status"], obs["reason"] = status, reason
-    if status != "ok":
+    if status == "ok":
+        obs["qps"] = round(obs["entries_integrated"] / window, 2)
+        rates = local_hammer.per_interval_rates(obs["tree"], s0["read_at"], s1["read_at"], STABILITY_BUCKET_S)
+        obs["stability"] = local_hammer.stability(rates)
+        obs["sustainable"] = local_hammer.sustainable(obs)
+        obs["limited_by"] = local_hammer.limited_by(obs)
+    else:
         obs["qps"] = None
     return obs
+
+
+def _sample_window(cl: Cluster, phase: str, system: str, first: dict[str, Any], end: float) -> list[dict[str, Any]]:
+    """Read the signed tree every SAMPLE_EVERY_S until `end`: the window's growth and its stability."""
+    cl.ex._record(phase, "clock", f"{system}: measured window {cl.o.duration:g}s, the signed tree read every "
+                                  f"{SAMPLE_EVERY_S:g}s")
+    if cl.ex.dry_run:
+        return [first, read_tree(cl, phase, system)]
+    heads = [first]
+    while heads[-1]["read_at"] < end:
+        wake = min(end, heads[-1]["read_at"] + SAMPLE_EVERY_S)
+        while (left := wake - time.time()) > 0:
+            time.sleep(left)
+        heads.append(read_tree(cl, phase, system))
+    return heads
+
+
+def _read_load_results(cl: Cluster, phase: str, system: str, run_id: str, load: dict[str, Any],
+                       obs: dict[str, Any]) -> None:
+    """Every load pod's result JSON from the results bucket: failures, SCTs accepted in the window,
+    the generator's own client-bound verdict."""
+    from scripts import gcs
+    from scripts import hammer as local_hammer
+    prefix = f"runs/{run_id}/{system}/"
+    bucket = cl.outputs["results_bucket"]
+    items = cl.ex.api(phase, "GET", gcs.list_url(bucket, prefix), what=f"{system}: list load generator results",
+                      call=lambda: gcs.list_objects(cl.ex.session, bucket, prefix), dry_result=[])
+    docs = [json.loads(cl.ex.api(phase, "GET", gcs.media_url(bucket, item["name"]), what=f"read {item['name']}",
+                                 call=lambda n=item["name"]: gcs.read_object(cl.ex.session, bucket, n),
+                                 dry_result=b"{}")) for item in items]
+    obs["loadgen_result"] = [{k: v for k, v in d.items() if k not in ("per_second_ok", "per_second_sent")}
+                             for d in docs]
+    problems = {}
+    if not cl.ex.dry_run and len(docs) != load["parallelism"]:
+        problems["results"] = f"{len(docs)} of {load['parallelism']} result files"
+    for d in docs:
+        if d.get("status") == "failed":
+            problems[d.get("label", "?")] = f"failed: {d.get('reason', 'no reason given')}"
+    if problems:
+        obs["generator_exited"] = True
+        obs["generator_exit_codes"] = {**obs.get("generator_exit_codes", {}), **problems}
+    accepted = [local_hammer.ok_in_window(d.get("per_second_ok"), d.get("start_unix"), obs["window"]["start_unix"],
+                                          obs["window"]["end_unix"]) for d in docs]
+    if docs and all(a is not None for a in accepted):
+        obs["accepted_in_window"] = sum(accepted)
+    bound = [r for d in docs if d.get("client_bound") for r in (d.get("client_bound_reasons") or [d.get("label")])]
+    if bound:
+        obs["generator_client_bound"] = bound
 
 
 def _wait_pods_running(cl: Cluster, phase: str, load: dict[str, Any]) -> float:

@@ -42,6 +42,8 @@ KO_IMAGES = {
                   "tesseract_hammer": "github.com/transparency-dev/tesseract/internal/hammer"},
 }
 JOB_GRACE_S = 300               # a load Job may run this long past warmup + window before it fails
+START_SLACK_S = 20              # pods report Running before the generator sends: the window starts this much later
+TAIL_S = 40                     # load keeps running past the window's end, so its last seconds are loaded too
 START_GRACE_S = 600             # image pulls and scheduling before every load pod runs
 # Rough wall time around the measured windows, for the estimate shown before anything is created.
 SETUP_S = 40 * 60               # terraform apply (Cloud SQL and GKE dominate), images, rollouts
@@ -407,16 +409,18 @@ def load_values(costs: dict[str, Any], o: Opts, system: str, outputs: dict[str, 
            else f"http://tesseract.{NAMESPACE}.svc:6962/{PREFIX}/ct/v1/add-chain")
     parallelism = res["replicas"]
     chains = 1
+    # The generator runs warmup + slack + window + tail; the harness measures only the window.
+    run_s = int(o.warmup + START_SLACK_S + o.duration + TAIL_S)
     if o.loadgen == "native" and system == "trillian":
         # ct_hammer: processes x ops/s x mean chains per op ~= qps, as on the local target.
         parallelism, rate = local_hammer.ct_hammer_plan(o.qps)
         chains = local_hammer.CT_HAMMER_CHAINS_PER_OP
         rate_per_pod: float = rate
-        operations = math.ceil(rate * (o.warmup + o.duration))
+        operations = math.ceil(rate * run_s)
     elif o.loadgen == "native":
         parallelism = 1
         rate_per_pod = math.ceil(o.qps)
-        operations = math.ceil(o.qps * (o.warmup + o.duration))
+        operations = math.ceil(o.qps * run_s)
     else:
         rate_per_pod = round(o.qps / parallelism, 3)
         operations = 0
@@ -435,7 +439,8 @@ def load_values(costs: dict[str, Any], o: Opts, system: str, outputs: dict[str, 
         "offered_qps": o.qps,
         "duration_s": int(o.duration),
         "warmup_s": int(o.warmup),
-        "deadline_s": int(o.warmup + o.duration + START_GRACE_S + JOB_GRACE_S),
+        "run_s": run_s,
+        "deadline_s": run_s + START_GRACE_S + JOB_GRACE_S,
         "max_in_flight_per_pod": max(1, o.max_in_flight // parallelism),
         "results_bucket": outputs["results_bucket"],
         "log_bucket": outputs["log_bucket"],

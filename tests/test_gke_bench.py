@@ -53,11 +53,12 @@ class FakeCluster(gke.Executor):
     """An Executor whose commands and API calls are answered by a simulated GKE deployment."""
 
     def __init__(self, clock: Clock, origin: str, *, job_fails: str | None = None, lost_result: str | None = None,
-                 destroy_fails: bool = False, tmp: Path | None = None):
+                 destroy_fails: bool = False, tmp: Path | None = None, client_bound: str | None = None):
         super().__init__(dry_run=False, log=lambda _t: None)
         self.added = {"trillian": 0, "tesseract": 0}
         self.applied: list[str] = []
         self.destroy_fails = destroy_fails
+        self.client_bound = client_bound
         self.tmp = tmp
         self.clock = clock
         self.origin = origin
@@ -179,7 +180,12 @@ class FakeCluster(gke.Executor):
             return [{"name": f"runs/r/{system}/0.json"}]
         if "alt=media" in url:
             system = "trillian" if "trillian" in url else "tesseract"
-            return json.dumps({"status": "ok", "label": f"{system}-0"}).encode()
+            start, end = self.loaded[system]
+            return json.dumps({"status": "completed", "label": f"{system}-0", "start_unix": start,
+                               "per_second_ok": [int(RATE[system])] * int(end - start),
+                               "client_bound": system == self.client_bound,
+                               "client_bound_reasons": ["sender CPU saturated"] if system == self.client_bound else []
+                               }).encode()
         raise AssertionError(f"unexpected API call {url}")
 
 
@@ -224,6 +230,11 @@ def test_bench_measures_signed_tree_growth_and_writes_valid_results(sim):
         assert res["window_s"] >= 0.9 * 120
         assert res["entries_integrated"] == res["tree_size_window_end"] - res["tree_size_window_start"]
         assert res["generator"]["kind"] == "uniform" and res["generator"]["parallelism"] == 1
+        # the SCTs the generator got in the window match what was integrated: sustainable, stable
+        assert res["accepted_in_window"] == pytest.approx(res["entries_integrated"], rel=0.05)
+        assert res["sustainable"] is True and res["stability"]["unstable"] is False
+        assert len(res["tree"]) >= 120 / 5                  # the tree was read every 5 s
+        assert res["limited_by"].startswith("log")         # 150-180/s integrated of 200/s offered
     saved = json.loads((paths.RESULTS_DIR / doc["run_id"] / "results.json").read_text())
     assert saved["systems"]["tesseract"]["qps"] == doc["systems"]["tesseract"]["qps"]
     assert saved["gke"]["images"]["loadgen"].endswith("@sha256:" + "0" * 64)   # recorded at deploy
@@ -310,3 +321,12 @@ def test_a_failed_teardown_keeps_results_and_lists_what_is_left(sim, reports):
     assert len(reports) == 1 and reports[0]["status"] == "ok"       # the numbers were still published
     saved = sorted((paths.RESULTS_DIR).glob("*/results.json"))
     assert saved, "results kept on disk"
+
+
+def test_a_client_bound_generator_is_labelled_so(sim):
+    sim(client_bound="tesseract")
+    doc = gke.bench(dict(OPTS), log=lambda _t: None)["small"]
+    res = doc["systems"]["tesseract"]
+    assert res["resources"]["labels"] == ["client-bound"]
+    assert res["limited_by"] == "load generator (client-bound)"
+    assert doc["systems"]["trillian"]["resources"]["labels"] == []

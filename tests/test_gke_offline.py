@@ -394,8 +394,10 @@ def test_dry_run_plan_is_a_complete_deployment_benchmark_and_teardown(tier):
     assert f"-var-file=tiers/{tier}.tfvars" in _cmd(steps[apply])
     assert f"prefix=ctbench/{tier}" in _cmd(steps[init])
     windows = [s["what"] for s in steps if s["tool"] == "clock"]
-    assert windows == ["trillian: warmup 60s (not measured)", "trillian: measured window 900s",
-                       "tesseract: warmup 60s (not measured)", "tesseract: measured window 900s"]
+    assert windows == ["trillian: warmup 60s + 20s start slack (not measured)",
+                       "trillian: measured window 900s, the signed tree read every 5s",
+                       "tesseract: warmup 60s + 20s start slack (not measured)",
+                       "tesseract: measured window 900s, the signed tree read every 5s"]
     reads = [s for s in steps if s["tool"] == "api" and s["url"].endswith("/o/checkpoint?alt=media")]
     assert reads, "TesseraCT's tree size comes from its GCS checkpoint"
 
