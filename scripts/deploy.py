@@ -172,6 +172,13 @@ class Deployment:
         schema = Path(os.environ.get("CTB_TRILLIAN_SCHEMA") or
                       module_dir("trillian", UPSTREAM_MODULES["trillian"]) / "storage/mysql/schema/storage.sql")
         proc.run([*client, "-D", DB_NAME], input=schema.read_text(), timeout=120)
+        # Only the logs' own account may log in from here on: mariadb-install-db leaves root without a
+        # password on 127.0.0.1, ::1 and the host name (reachable by any local user over TCP). Drop those
+        # and lock root@localhost, which nothing uses after this setup.
+        others = proc.run([*client, "-N", "-B", "-e", "SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user "
+                           "WHERE User = 'root' AND Host <> 'localhost'"], timeout=30).stdout.split()
+        proc.run(client, input="".join(f"DROP USER {u};\n" for u in others)
+                 + "ALTER USER 'root'@'localhost' ACCOUNT LOCK;\n", timeout=30)
         db = {"host": "127.0.0.1", "port": port, "socket": str(sock), "user": DB_USER, "password": password,
               "database": DB_NAME, "schema": str(schema)}
         self.state["mariadb"] = db
@@ -182,19 +189,27 @@ class Deployment:
     def trillian(self) -> None:
         db = self.mariadb()
         uri = f"{db['user']}:{db['password']}@tcp(127.0.0.1:{db['port']})/{db['database']}"
-        common = {"storage_system": "mysql", "quota_system": "mysql", "mysql_uri": uri}
+        # The password goes to the log server and signer in a 0600 flag file (trillian's --config), not on
+        # their command lines, which every local user can read in /proc.
+        flag_file = self.run_dir / "trillian" / "mysql.flags"
+        flag_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(flag_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"--mysql_uri='{uri}'\n")
+        common = {"storage_system": "mysql", "quota_system": "mysql", "config": str(flag_file)}
+        shown = {"mysql_uri": uri}  # recorded (masked) with the flags, for provenance
         ports = {name: proc.free_port() for name in ("server_rpc", "server_http", "signer_rpc", "signer_http",
                                                     "ctfe_http", "ctfe_metrics")}
         server_flags = {**common, "rpc_endpoint": f"127.0.0.1:{ports['server_rpc']}",
                         "http_endpoint": f"127.0.0.1:{ports['server_http']}"}
         server = self._spawn("trillian_log_server", "trillian", [_bin("trillian_log_server"), *_flags(server_flags)],
-                             flags=_hide(server_flags, db["password"]), secrets_=(db["password"],),
+                             flags=_hide({**server_flags, **shown}, db["password"]), secrets_=(db["password"],),
                              ports={"rpc": ports["server_rpc"], "http": ports["server_http"]})
         signer_flags = {**common, "rpc_endpoint": f"127.0.0.1:{ports['signer_rpc']}",
                         "http_endpoint": f"127.0.0.1:{ports['signer_http']}", "force_master": "true",
                         **SIGNER_FLAGS}
         signer = self._spawn("trillian_log_signer", "trillian", [_bin("trillian_log_signer"), *_flags(signer_flags)],
-                             flags=_hide(signer_flags, db["password"]), secrets_=(db["password"],),
+                             flags=_hide({**signer_flags, **shown}, db["password"]), secrets_=(db["password"],),
                              ports={"rpc": ports["signer_rpc"], "http": ports["signer_http"]})
         proc.wait_for("trillian_log_server RPC port", lambda: proc.port_open(ports["server_rpc"]),
                       deadline_s=START_DEADLINE_S, watch=server)
@@ -283,10 +298,20 @@ def check_not_deployed() -> None:
     state.remove()
 
 
+def _private_dir(path: Path) -> None:
+    """The state dir holds the DB password, keys and the database: owner only. An existing dir is
+    tightened only if it is ours and not a shared sticky dir such as /tmp."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid == os.getuid() and not info.st_mode & 0o1000:
+        os.chmod(path, 0o700)
+
+
 def deploy(settings: config.Settings, *, log=print) -> dict:
     if settings.target != "local":
         raise BadInput(f"deploy: target {settings.target!r} is handled by its own module")
     check_not_deployed()
+    _private_dir(paths.STATE_DIR)
     the_pki, fresh = pki.ensure()
     started = time.monotonic()
     dep = Deployment(settings, log=log)
