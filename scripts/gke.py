@@ -56,6 +56,7 @@ from scripts.gke_spec import (
     START_GRACE_S,
     TESSERACT_ORIGIN,
     tfvars_text,
+    trillian_flag_file,
     workload_resources,
 )
 
@@ -392,12 +393,11 @@ def deploy_tier(cl: Cluster) -> None:
     cl.kubectl(ph, ["apply", "-f", "-"], what="namespace, service accounts (Workload Identity), network policies",
                input=render("namespace", values))
     tf_out = cl.outputs
-    dsn = f"{tf_out['mysql_user']}:{tf_out['mysql_password']}@tcp({tf_out['mysql_private_ip']}:3306)/{tf_out['mysql_database']}"
-    cl.kubectl(ph, ["apply", "-f", "-"], what="Secret trillian-mysql (DSN, user, password, CA; values hidden)",
+    cl.kubectl(ph, ["apply", "-f", "-"], what="Secret trillian-mysql (Trillian flag file with the DSN, mysql "
+               "option file, server CA; values hidden)",
                input=k8s_object("Secret", "trillian-mysql", {
-                   "uri": dsn, "host": tf_out["mysql_private_ip"], "user": tf_out["mysql_user"],
-                   "password": tf_out["mysql_password"], "database": tf_out["mysql_database"],
-                   "ca.pem": tf_out["mysql_server_ca_pem"], "client.cnf": mysql_option_file(tf_out)}), secrets=secrets)
+                   "trillian.flags": trillian_flag_file(tf_out), "client.cnf": mysql_option_file(tf_out),
+                   "ca.pem": tf_out["mysql_server_ca_pem"]}), secrets=secrets)
     schema_dir = _module_dir(cl, ph, "trillian", "github.com/google/trillian")
     schema = "" if ex.dry_run else (schema_dir / "storage/mysql/schema/storage.sql").read_text()
     cl.kubectl(ph, ["apply", "-f", "-"], what="ConfigMap trillian-schema from the pinned module's storage.sql",

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -507,6 +508,17 @@ def mysql_option_file(tf_out: dict[str, Any]) -> str:
             "ssl-ca=/etc/mysql-tls/ca.pem\n"
             "[mysql]\n"
             f"database={tf_out['mysql_database']}\n")
+
+
+def trillian_flag_file(tf_out: dict[str, Any]) -> str:
+    """Trillian's --config flag file: the DSN with the password stays out of the command line.
+    (Trillian appends ?tls=custom itself when --mysql_tls_ca is set, so the DSN has no parameters.)"""
+    dsn = (f"{tf_out['mysql_user']}:{tf_out['mysql_password']}@tcp({tf_out['mysql_private_ip']}:3306)/"
+           f"{tf_out['mysql_database']}")
+    if "$" in dsn:   # Trillian runs os.ExpandEnv on every flag-file word, quoted or not
+        raise RunFailed("the MySQL DSN contains '$', which Trillian's flag file would expand; "
+                        "terraform's random_password must stay alphanumeric (special = false)")
+    return f"--mysql_uri={shlex.quote(dsn)}\n"
 
 
 def der_b64(pub_pem: str) -> str:

@@ -231,6 +231,15 @@ def test_mysql_option_file_verifies_the_server():
     assert "password=s3cret" in text and "database=trillian" in text
 
 
+def test_trillian_flag_file_keeps_the_password_off_the_command_line():
+    import shlex
+    out = spec.placeholder_outputs("p", "small") | {"mysql_password": "Ab3dE6gH9"}
+    (arg,) = shlex.split(spec.trillian_flag_file(out))      # Trillian splits the file with shell rules
+    assert arg == "--mysql_uri=trillian:Ab3dE6gH9@tcp(10.99.0.3:3306)/trillian"
+    with pytest.raises(RunFailed, match="would expand"):   # ... then runs os.ExpandEnv on each word
+        spec.trillian_flag_file(out | {"mysql_password": "pw$HOME"})
+
+
 def test_ko_refs_map_back_to_images():
     text = ("us-central1-docker.pkg.dev/p/r/trillian_log_server@sha256:" + "a" * 64 + "\n"
             "us-central1-docker.pkg.dev/p/r/createtree@sha256:" + "b" * 64 + "\n")

@@ -299,7 +299,9 @@ def test_trillian_reaches_cloud_sql_over_verified_tls(manifests):
         if not dep["metadata"]["name"].startswith("trillian-"):
             continue
         args = _pod(dep)["containers"][0]["args"]
-        assert "--mysql_uri=$(MYSQL_URI)" in args and "--mysql_tls_ca=/etc/mysql-tls/ca.pem" in args
+        assert "--config=/etc/mysql-tls/trillian.flags" in args and "--mysql_tls_ca=/etc/mysql-tls/ca.pem" in args
+        assert not any("mysql_uri" in a for a in args)
+        assert "env" not in _pod(dep)["containers"][0]          # no secret in the environment either
         assert any(a.startswith("--mysql_server_name=") and len(a) > 22 for a in args)
 
 
