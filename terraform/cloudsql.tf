@@ -67,7 +67,7 @@ resource "google_sql_database" "trillian" {
 
 resource "random_password" "mysql" {
   length  = 32
-  special = false # goes into a DSN (user:pw@tcp(...)/db): keep it free of URI delimiters
+  special = false # goes into a DSN (user:pw@tcp(...)/db) and Trillian's flag file, which expands '$'
 }
 
 resource "google_sql_user" "trillian" {
