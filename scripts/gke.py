@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,6 +68,7 @@ STEPS = ("bootstrap", "deploy", "smoke", "bench", "metrics", "down", "ci")
 TF_DIR = paths.REPO / "terraform"
 LOADGEN_DOCKERFILE = K8S_DIR / "loadgen.Dockerfile"
 MIN_TERRAFORM = (1, 9, 0)
+MIN_GCLOUD = (400, 0, 0)        # the GKE auth plugin flow (kubectl >= 1.26) needs a 2022+ Cloud CLI
 
 # Third-party images, resolved to digests at deploy time (crane digest) and recorded.
 BASE_IMAGES = {
@@ -706,46 +708,82 @@ def _require_tool(name: str, hint: str) -> str:
     return path
 
 
+# Tool checks: (name, version command, how to read the version, minimum, how to get it).
+TOOL_CHECKS = (
+    ("go", ["go", "env", "GOVERSION"], "go", None,
+     "install Go (https://go.dev/dl/): tools/ko/go.mod says which version builds ko"),
+    ("terraform", ["terraform", "version", "-json"], "terraform", MIN_TERRAFORM,
+     "install Terraform >= 1.9 (https://developer.hashicorp.com/terraform/install)"),
+    ("gcloud", ["gcloud", "version", "--format=json"], "gcloud", MIN_GCLOUD,
+     "install or update the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"),
+    ("gke-gcloud-auth-plugin", ["gke-gcloud-auth-plugin", "--version"], None, None,
+     "run `gcloud components install gke-gcloud-auth-plugin` (Debian/Ubuntu: apt-get install "
+     "google-cloud-cli-gke-gcloud-auth-plugin)"),
+    ("kubectl", ["kubectl", "version", "--client", "-o", "json"], None, None,
+     "run `gcloud components install kubectl` (or apt-get install kubectl)"),
+    ("docker", ["docker", "version", "--format", "{{.Client.Version}}"], None, None,
+     "install Docker to build the load generator image (or use --loadgen native)"),
+)
+
+
+def tool_version(kind: str | None, text: str) -> tuple[int, ...] | None:
+    """The version a tool reports (pure): go1.26.8 / terraform -json / gcloud --format=json."""
+    if kind is None:
+        return None
+    try:
+        if kind == "go":
+            raw = text.strip().removeprefix("go")
+        elif kind == "terraform":
+            raw = json.loads(text)["terraform_version"]
+        else:
+            raw = json.loads(text)["Google Cloud SDK"]
+    except (ValueError, KeyError, TypeError):
+        raise BadInput(f"{kind}: cannot read its version from {text.strip()[:60]!r}") from None
+    numbers = re.findall(r"\d+", raw)
+    if not numbers:
+        raise BadInput(f"{kind}: cannot read its version from {raw!r}")
+    return tuple(int(x) for x in numbers[:3])
+
+
+def required_go_for_ko() -> tuple[int, ...]:
+    match = re.search(r"^go\s+(\S+)", (paths.TOOLS_DIR / "ko" / "go.mod").read_text(), re.M)
+    return tuple(int(x) for x in re.findall(r"\d+", match.group(1))[:3]) if match else (1, 0)
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
 def bootstrap(opts: dict[str, Any], *, log=print) -> list[dict[str, Any]]:
-    """Pinned ko and crane (tools/ko), and checks for terraform, gcloud, the GKE auth plugin, kubectl, docker."""
+    """Check Go, terraform, gcloud, the GKE auth plugin, kubectl and docker (each: found, new enough),
+    then build the pinned ko and crane from tools/ko into bin/."""
     o, _costs = _prepare(opts)
     ex = Executor(dry_run=o.dry_run, log=log)
+    found = []
+    for name, cmd, kind, minimum, hint in TOOL_CHECKS:
+        if name == "docker" and o.loadgen != "uniform":
+            continue
+        if name == "go":
+            minimum = required_go_for_ko()
+        if not o.dry_run and not shutil.which(name):
+            raise BadInput(f"{name} not found: {hint}")
+        try:
+            out = ex.run("bootstrap", cmd, what=f"check {name}" + (f" >= {_dotted(minimum)}" if minimum else ""),
+                         timeout=60)
+        except RunFailed as exc:
+            raise BadInput(f"{name} does not run ({one_line(exc)}): {hint}") from None
+        have = None if o.dry_run else tool_version(kind, out.stdout)
+        if have is not None and minimum is not None and have < minimum:
+            raise BadInput(f"{name} {_dotted(have)} is too old: {_dotted(minimum)} or newer is needed; {hint}")
+        found.append(name if have is None else f"{name} {_dotted(have)}")
     ex.run("bootstrap", ["go", "-C", "tools/ko", "build", "-o", f"{paths.BIN_DIR}/", "tool"],
            what="build the pinned ko and crane (tools/ko/go.mod)", timeout=T_KO, cwd=paths.REPO,
            env={"GOFLAGS": "-mod=readonly"})
-    checks = [
-        ("terraform", ["terraform", "version", "-json"], "install Terraform >= 1.9 (https://developer.hashicorp.com/terraform/install)"),
-        ("gcloud", ["gcloud", "version", "--format=json"], "install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"),
-        ("gke-gcloud-auth-plugin", ["gke-gcloud-auth-plugin", "--version"],
-         "run `gcloud components install gke-gcloud-auth-plugin` (or apt-get install google-cloud-cli-gke-gcloud-auth-plugin)"),
-        ("kubectl", ["kubectl", "version", "--client", "-o", "json"], "install kubectl (gcloud components install kubectl)"),
-    ]
-    if o.loadgen == "uniform":
-        checks.append(("docker", ["docker", "version", "--format", "{{.Client.Version}}"],
-                       "install Docker to build the load generator image (or use --loadgen native)"))
-    for name, cmd, hint in checks:
-        if not o.dry_run:
-            _require_tool(name, hint)
-        out = ex.run("bootstrap", cmd, what=f"check {name}", timeout=60,
-                     dry_stdout='{"terraform_version": "1.11.4"}' if name == "terraform" else "")
-        if name == "terraform" and not o.dry_run:
-            check_terraform_version(out.stdout)
     if o.dry_run:
         print_plan(ex.steps, log=log)
     else:
-        log(f"bootstrap: ko and crane built into {paths.BIN_DIR}; " + ", ".join(c[0] for c in checks) + " found")
+        log(f"bootstrap: {', '.join(found)}; ko and crane built into {paths.BIN_DIR}")
     return ex.steps
-
-
-def check_terraform_version(text: str) -> str:
-    try:
-        version = json.loads(text)["terraform_version"]
-    except (ValueError, KeyError, TypeError):
-        raise BadInput("terraform version -json: unreadable answer; Terraform >= 1.9 is needed") from None
-    have = tuple(int(x) for x in re.findall(r"\d+", version)[:3])
-    if have < MIN_TERRAFORM:
-        raise BadInput(f"Terraform {version} is too old: {'.'.join(map(str, MIN_TERRAFORM))} or newer is needed")
-    return version
 
 
 def deploy(opts: dict[str, Any], *, log=print) -> list[dict[str, Any]]:
@@ -1061,7 +1099,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-run = cli_entry(main)
+def _main_quietly_piped(argv: list[str] | None = None) -> int:
+    try:
+        return main(argv)
+    except BrokenPipeError:      # `python -m scripts.gke plan … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return 0
+
+
+run = cli_entry(_main_quietly_piped)
 
 if __name__ == "__main__":
     run()

@@ -249,12 +249,29 @@ def test_ko_refs_map_back_to_images():
         gke._ko_refs(text, {"ct_server": "ct_server"})
 
 
-def test_terraform_version_check():
-    assert gke.check_terraform_version('{"terraform_version": "1.11.4"}') == "1.11.4"
-    with pytest.raises(BadInput, match="too old"):
-        gke.check_terraform_version('{"terraform_version": "1.5.7"}')
-    with pytest.raises(BadInput, match="unreadable"):
-        gke.check_terraform_version("Terraform v1.11.4")
+def test_tool_versions_are_read_and_compared():
+    assert gke.tool_version("go", "go1.26.8\n") == (1, 26, 8)
+    assert gke.tool_version("terraform", '{"terraform_version": "1.11.4", "platform": "linux_amd64"}') == (1, 11, 4)
+    assert gke.tool_version("gcloud", '{"Google Cloud SDK": "548.0.0", "bq": "2.1.25"}') == (548, 0, 0)
+    assert gke.tool_version(None, "anything") is None
+    with pytest.raises(BadInput, match="cannot read its version"):
+        gke.tool_version("terraform", "Terraform v1.11.4")
+    assert gke.required_go_for_ko() >= (1, 25)
+
+
+def test_bootstrap_says_what_is_missing_or_too_old(monkeypatch):
+    import google.auth
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (object(), "p"))
+    monkeypatch.setattr(gke.shutil, "which", lambda name: f"/usr/bin/{name}")
+    answers = {"go": "go1.26.8", "terraform": '{"terraform_version": "1.5.7"}'}
+    monkeypatch.setattr(gke, "_run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, answers.get(cmd[0], ""), ""))
+    with pytest.raises(BadInput, match=r"terraform 1\.5\.7 is too old: 1\.9\.0 or newer is needed"):
+        gke.bootstrap(opts(dry_run=False), log=lambda _t: None)
+    monkeypatch.setattr(gke.shutil, "which", lambda name: None if name == "gke-gcloud-auth-plugin" else f"/x/{name}")
+    answers["terraform"] = '{"terraform_version": "1.11.4"}'
+    answers["gcloud"] = '{"Google Cloud SDK": "548.0.0"}'
+    with pytest.raises(BadInput, match="gke-gcloud-auth-plugin not found: run `gcloud components install"):
+        gke.bootstrap(opts(dry_run=False), log=lambda _t: None)
 
 
 def test_secrets_never_reach_the_plan(price_book):
