@@ -155,9 +155,13 @@ class Executor:
         if not self.dry_run:       # a dry run shows it as a plan step
             self.log(what)
 
+    def timed(self, phase: str, what: str) -> None:
+        """Record a timed part of the run (warmup, measured window): what a dry run shows for it."""
+        self._record(phase, "clock", what)
+
     def pause_until(self, phase: str, deadline: float, what: str) -> None:
         """Let the clock run to a planned instant (a measurement window boundary), not a readiness wait."""
-        self._record(phase, "clock", what)
+        self.timed(phase, what)
         if not self.dry_run:
             while (left := deadline - time.time()) > 0:
                 time.sleep(min(left, 5.0))
@@ -592,7 +596,7 @@ def bench_system(cl: Cluster, system: str, run_id: str) -> dict[str, Any]:
 
 def _sample_window(cl: Cluster, phase: str, system: str, first: dict[str, Any], end: float) -> list[dict[str, Any]]:
     """Read the signed tree every SAMPLE_EVERY_S until `end`: the window's growth and its stability."""
-    cl.ex._record(phase, "clock", f"{system}: measured window {cl.o.duration:g}s, the signed tree read every "
+    cl.ex.timed(phase, f"{system}: measured window {cl.o.duration:g}s, the signed tree read every "
                                   f"{SAMPLE_EVERY_S:g}s")
     if cl.ex.dry_run:
         return [first, read_tree(cl, phase, system)]
