@@ -40,4 +40,8 @@ if [ ! -x .venv-validate/bin/checkov ] || [ tools/validate/requirements.txt -nt 
   .venv-validate/bin/pip install -q --disable-pip-version-check -r tools/validate/requirements.txt
   touch .venv-validate/.installed
 fi
-echo "setup: ok (.venv, .venv-validate); next: .venv/bin/inv bootstrap"
+# actionlint (pinned Go tool module) for the offline workflow checks.
+if [ ! -x bin/actionlint ] || [ tools/actionlint/go.mod -nt bin/actionlint ]; then
+  go -C tools/actionlint build -o "$PWD/bin/" tool
+fi
+echo "setup: ok (.venv, .venv-validate, bin/actionlint); next: .venv/bin/inv bootstrap"

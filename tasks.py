@@ -67,6 +67,7 @@ HELP = {
     "target": "where to run: local (default), gke or ssh",
     "systems": "comma-separated systems: trillian,tesseract (default both)",
     "tier": "cost/size tier from costs.json: small, medium or large",
+    "tiers": "gke: several tiers one after another for a scaling table, e.g. small,medium,large",
     "qps": "offered write rate per system, entries/s",
     "duration": "measured window, seconds (warmup not included)",
     "warmup": "seconds of load before the window starts (not measured)",
@@ -135,12 +136,13 @@ def _dispatch(settings: config.Settings):
     return None
 
 
-def _opts(settings: config.Settings) -> dict:
+def _opts(settings: config.Settings, *, tiers: str | None = None, duration_given: bool = False) -> dict:
     """The plain dict the gke/ssh modules take."""
     from scripts import paths
     d = settings.as_dict()
-    d["tiers"] = [settings.tier]
+    d["tiers"] = config.parse_tiers(tiers) if tiers else [settings.tier]
     d["run_dir"] = paths.RESULTS_DIR
+    d["duration_explicit"] = duration_given  # gke's default window is 900 s unless --duration was given
     return d
 
 
@@ -161,13 +163,13 @@ def bootstrap(c, target=None, dry_run=False):
 
 
 @step()
-def deploy(c, target=None, systems=None, tier=None, project=None, region=None, host=None, dry_run=False):
+def deploy(c, target=None, systems=None, tier=None, project=None, region=None, host=None, dry_run=False, tiers=None):
     """Start both logs (local: MariaDB, Trillian, CTFE, TesseraCT on 127.0.0.1) and record their state."""
     s = _settings(c, target=target, systems=systems, tier=tier, project=project, region=region, host=host,
                   dry_run=dry_run)
     module = _dispatch(s)
     if module is not None:
-        module.deploy(_opts(s))
+        module.deploy(_opts(s, tiers=tiers))
         return
     from scripts import deploy as mod
     st = mod.deploy(s)
@@ -176,12 +178,12 @@ def deploy(c, target=None, systems=None, tier=None, project=None, region=None, h
 
 
 @step()
-def smoke(c, target=None, systems=None, project=None, host=None):
+def smoke(c, target=None, systems=None, project=None, host=None, tiers=None):
     """Submit unique chains to each deployed log; require verified SCTs and signed-tree growth."""
     s = _settings(c, target=target, systems=systems, project=project, host=host)
     module = _dispatch(s)
     if module is not None:
-        module.smoke(_opts(s))
+        module.smoke(_opts(s, tiers=tiers))
         return
     from scripts import smoke as mod
     mod.smoke(s.systems if systems else None)
@@ -189,14 +191,14 @@ def smoke(c, target=None, systems=None, project=None, host=None):
 
 @step()
 def hammer(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
-           max_in_flight=None, repeats=None, project=None, host=None, find_max=False, qps_levels=None):
+           max_in_flight=None, repeats=None, project=None, host=None, find_max=False, qps_levels=None, tiers=None):
     """Load each deployed log in turn and measure integrated QPS (writes results/<run-id>/)."""
     s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
                   loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
                   find_max=find_max, qps_levels=qps_levels)
     module = _dispatch(s)
     if module is not None:
-        module.bench(_opts(s))
+        module.bench(_opts(s, tiers=tiers, duration_given=duration is not None))
         return
     from scripts import bench as mod
     doc = mod.hammer_phase(s)
@@ -205,12 +207,12 @@ def hammer(c, target=None, systems=None, tier=None, qps=None, duration=None, war
 
 
 @step()
-def metrics(c, results=None, target=None, project=None):
+def metrics(c, results=None, target=None, project=None, tiers=None):
     """Add per-component CPU/memory, generator load and costs to the latest run; print the summary."""
     s = _settings(c, target=target, project=project)
     module = _dispatch(s)
     if module is not None:
-        module.metrics(_opts(s))
+        module.metrics(_opts(s, tiers=tiers))
         return
     from scripts import bench as mod, results as res
     doc = mod.metrics_phase(res.load(results))
@@ -225,14 +227,14 @@ def _fail_if_failed(doc) -> None:
 @step()
 def bench(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
           max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None, find_max=False,
-          qps_levels=None):
+          qps_levels=None, tiers=None):
     """smoke -> hammer -> metrics: one measured run per system, results in results/<run-id>/."""
     s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
                   loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
                   loadgen_host=loadgen_host, find_max=find_max, qps_levels=qps_levels)
     module = _dispatch(s)
     if module is not None:
-        module.bench(_opts(s))
+        module.bench(_opts(s, tiers=tiers, duration_given=duration is not None))
         return
     from scripts import bench as mod
     doc = mod.bench(s)
@@ -254,12 +256,12 @@ def report(c, results=None):
 
 
 @step()
-def down(c, target=None, project=None, host=None, dry_run=False):
+def down(c, target=None, tier=None, project=None, host=None, dry_run=False, tiers=None):
     """Stop everything this project started (by pid); keeps results and logs; safe to repeat."""
-    s = _settings(c, target=target, project=project, host=host, dry_run=dry_run)
+    s = _settings(c, target=target, tier=tier, project=project, host=host, dry_run=dry_run)
     module = _dispatch(s)
     if module is not None:
-        module.down(_opts(s))
+        module.down(_opts(s, tiers=tiers))
         return
     from scripts import down as mod
     mod.down()
@@ -268,14 +270,14 @@ def down(c, target=None, project=None, host=None, dry_run=False):
 @step()
 def ci(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
        max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None, dry_run=False, find_max=False,
-       qps_levels=None):
+       qps_levels=None, tiers=None):
     """deploy -> bench -> report, with down always run; non-zero exit when any system failed."""
     s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
                   loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
                   loadgen_host=loadgen_host, dry_run=dry_run, find_max=find_max, qps_levels=qps_levels)
     module = _dispatch(s)
     if module is not None and hasattr(module, "ci"):
-        module.ci(_opts(s))
+        module.ci(_opts(s, tiers=tiers, duration_given=duration is not None))
         return
     from scripts import bench as bench_mod, deploy as deploy_mod, down as down_mod, update_readme as report_mod
     from scripts import results as results_mod

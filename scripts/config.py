@@ -84,6 +84,18 @@ def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> str:
     return text
 
 
+def parse_tiers(value: Any) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    tiers = []
+    for raw in items:
+        name = str(raw).strip().lower()
+        if name and name not in tiers:
+            tiers.append(_choice("tiers", name, TIERS))
+    if not tiers:
+        raise BadInput("--tiers: no tier named (choose from small, medium, large)")
+    return tiers
+
+
 def parse_systems(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
     systems: list[str] = []
