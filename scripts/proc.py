@@ -155,15 +155,33 @@ def stop(rec: Mapping, *, grace: float = 10.0, sig: int = signal.SIGTERM) -> boo
             p.resume()  # a stalled (SIGSTOPped) process only acts on the signal once continued
         except psutil.Error:
             pass
-    _gone, still = psutil.wait_procs(procs, timeout=grace)
+    still = _wait_gone(procs, grace)
     for p in still:
         try:
             p.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(still, timeout=5)
+    _wait_gone(still, 5)
     _reap(rec)
     return True
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each process has exited; return those still running at the deadline. An exited process
+    that is a zombie counts as gone: once the deployer has exited, components belong to init, which may
+    reap them seconds later (psutil.wait_procs waited for that, then SIGKILLed processes already dead)."""
+    end = time.monotonic() + timeout
+    while True:
+        still = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    still.append(p)
+            except psutil.Error:
+                pass
+        if not still or time.monotonic() >= end:
+            return still
+        time.sleep(0.05)
 
 
 def _reap(rec: Mapping) -> None:

@@ -81,3 +81,19 @@ def test_stop_a_stalled_process_is_graceful(tmp_path):
     assert proc.stop(rec, grace=8)
     assert time.monotonic() - started < 3  # it acted on SIGTERM, no grace period, no SIGKILL
     assert not proc.alive(rec)
+
+
+def test_stop_does_not_wait_for_init_to_reap(tmp_path):
+    # After `inv deploy` exits, components belong to init, which may reap them late; an exited component
+    # is a zombie until then. stop() used to wait for the reaping (~2 s each here) and, past the grace,
+    # SIGKILLed processes that had already exited.
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import json, sys; from pathlib import Path; from scripts import proc; "
+                          f"print(json.dumps(proc.spawn('orphan', ['sleep', '300'], log_path=Path('{tmp_path}/o.log'))))"],
+                         cwd=fk.REPO, capture_output=True, text=True, check=True)
+    rec = json.loads(out.stdout)
+    assert proc.alive(rec) and psutil.Process(rec["pid"]).ppid() != os.getpid()
+    started = time.monotonic()
+    assert proc.stop(rec, grace=8)
+    assert time.monotonic() - started < 1.0
+    assert not proc.alive(rec)
