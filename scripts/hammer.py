@@ -376,13 +376,18 @@ def _read_generator_result(gen: Generator, obs: dict[str, Any]) -> None:
     if gen.result_file is None:
         return
     result = gen.result()
+    # When the run already failed for a known cause (a component died or stalled, the generator exited,
+    # an error), the generator was stopped early: a missing or failed result is a consequence, and must
+    # not replace the cause in the reason.
+    cause_known = any(obs.get(k) for k in ("error", "dead_components", "stalled_components", "generator_exited"))
     if result is None:
-        obs.setdefault("error", f"load generator wrote no result ({gen.result_file.name}); "
-                                f"exit codes {gen.exit_codes}")
+        if not cause_known:
+            obs["error"] = f"load generator wrote no result ({gen.result_file.name}); exit codes {gen.exit_codes}"
         return
     obs["loadgen_result"] = {k: v for k, v in result.items() if k not in ("per_second_ok", "per_second_sent")}
     if result.get("status") == "failed":
-        obs.setdefault("error", f"load generator failed: {result.get('reason', 'no reason given')}")
+        if not cause_known:
+            obs["error"] = f"load generator failed: {result.get('reason', 'no reason given')}"
         return
     if result.get("client_bound"):
         obs["generator_client_bound"] = result.get("client_bound_reasons") or ["generator reported client-bound"]

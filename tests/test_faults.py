@@ -30,20 +30,24 @@ from tests import faultkit as fk
 
 pytestmark = pytest.mark.faults
 
-QPS, WARMUP, DURATION = "40", "2", "8"
+QPS, WARMUP, DURATION = "40", "1", "5"
 SYSTEM_OF = {"mariadb": "trillian", "trillian_log_server": "trillian", "trillian_log_signer": "trillian",
              "ct_server": "trillian", "tesseract": "tesseract", "tesseract_static": "tesseract"}
 OTHER = {"trillian": "tesseract", "tesseract": "trillian"}
-GENERATOR = {"trillian": "ct_hammer", "tesseract": "hammer"}   # process names of the native generators
+NATIVE = {"trillian": "ct_hammer", "tesseract": "hammer"}   # process names of the native generators
 HAMMER_DEADLINE_S = 150   # 2 x (warmup + window + drain) + stall deadline + slack: no hang
 
 
 def _generator_pids(env: dict, system: str) -> list[int]:
+    """Top processes of `system`'s load generator (uniform: python -m scripts.loadgen --label=<system>;
+    native: ct_hammer or TesseraCT's hammer), found by this test's env marker, never by name alone."""
     marker = env["CTB_STATE_DIR"]
     out = []
-    for p in psutil.process_iter(["pid", "name"]):
+    for p in psutil.process_iter(["pid", "name", "cmdline"]):
         try:
-            if p.info["name"] == GENERATOR[system] and p.environ().get("CTB_STATE_DIR") == marker:
+            cmd = p.info["cmdline"] or []
+            uniform = "scripts.loadgen" in cmd and f"--label={system}" in cmd
+            if (uniform or p.info["name"] == NATIVE[system]) and p.environ().get("CTB_STATE_DIR") == marker:
                 out.append(p.pid)
         except (psutil.Error, OSError):
             continue
@@ -53,7 +57,7 @@ def _generator_pids(env: dict, system: str) -> list[int]:
 def _inject(env: dict, target: str, system: str, sig: int) -> dict:
     """Wait for `system`'s generator, then for its measured window, then signal `target`."""
     fk.wait_until(f"{system}'s load generator to start", lambda: _generator_pids(env, system), 120, 0.1)
-    time.sleep(float(WARMUP) + 2.0)  # inside the measured window
+    time.sleep(float(WARMUP) + 1.5)  # inside the measured window
     if target == "generator":
         pids = _generator_pids(env, system)
     else:
@@ -73,22 +77,26 @@ def stack(tmp_path):
     fk.down(env)
 
 
+# (what, signal, --loadgen): every component killed once under the default (uniform) generator, each
+# generator killed once (the uniform one and an upstream hammer), and two stalls.
 CASES = [
-    ("mariadb", signal.SIGKILL), ("trillian_log_server", signal.SIGKILL), ("trillian_log_signer", signal.SIGKILL),
-    ("ct_server", signal.SIGKILL), ("tesseract", signal.SIGKILL), ("tesseract_static", signal.SIGKILL),
-    ("generator:trillian", signal.SIGKILL), ("generator:tesseract", signal.SIGKILL),
-    ("ct_server", signal.SIGSTOP), ("trillian_log_signer", signal.SIGSTOP), ("tesseract", signal.SIGSTOP),
+    ("mariadb", signal.SIGKILL, "uniform"), ("trillian_log_server", signal.SIGKILL, "uniform"),
+    ("trillian_log_signer", signal.SIGKILL, "uniform"), ("ct_server", signal.SIGKILL, "uniform"),
+    ("tesseract", signal.SIGKILL, "uniform"), ("tesseract_static", signal.SIGKILL, "uniform"),
+    ("generator:trillian", signal.SIGKILL, "uniform"), ("generator:tesseract", signal.SIGKILL, "native"),
+    ("ct_server", signal.SIGSTOP, "uniform"), ("tesseract", signal.SIGSTOP, "uniform"),
 ]
 
 
-@pytest.mark.parametrize("target, sig", CASES, ids=[f"{t}-{signal.Signals(s).name}" for t, s in CASES])
-def test_fault_during_the_measured_window(stack, target, sig):
+@pytest.mark.parametrize("target, sig, loadgen", CASES,
+                         ids=[f"{t}-{signal.Signals(s).name}-{g}" for t, s, g in CASES])
+def test_fault_during_the_measured_window(stack, target, sig, loadgen):
     env = stack
     system = target.split(":")[1] if target.startswith("generator:") else SYSTEM_OF[target]
     victim = "generator" if target.startswith("generator:") else target
     st = fk.load_state(env)
     ports = fk.ports_of(st)
-    run = fk.inv_bg(env, "hammer", "--qps", QPS, "--warmup", WARMUP, "--duration", DURATION)
+    run = fk.inv_bg(env, "hammer", "--qps", QPS, "--warmup", WARMUP, "--duration", DURATION, "--loadgen", loadgen)
     try:
         injected = _inject(env, victim, system, sig)
         out, err = run.communicate(timeout=HAMMER_DEADLINE_S)
