@@ -6,6 +6,7 @@ from typing import Awaitable, Callable, Iterator
 
 ARRIVALS = ("constant", "poisson")
 YIELD_EVERY = 32
+TICK_S = 0.001
 
 
 class Schedule:
@@ -50,15 +51,19 @@ async def pace(schedule: Schedule, duration: float, clock: Callable[[], float],
     as the event loop allows. Never waits for responses. Returns how many arrivals were dispatched.
 
     `clock` returns seconds since the schedule's start; `sleep` is asyncio.sleep (or a fake).
-    Timers fire with ~1 ms resolution, so every wake-up dispatches everything already due.
+    Sleeps are at least one 1 ms tick, and every wake-up dispatches everything already due, so an
+    arrival leaves at or after its intended time (lag >= 0, normally < 1 ms), never early.
     """
     count = 0
     behind = 0
     for intended in schedule.until(duration):
         now = clock()
         if intended > now:
-            await sleep(intended - now)
-            now = clock()
+            # Never sleep less than a tick: the event loop's timers have 1 ms resolution, so shorter
+            # sleeps only spin. Arrivals that fall due meanwhile go out together (lag < ~1 ms).
+            while intended > now:
+                await sleep(max(intended - now, TICK_S))
+                now = clock()
             behind = 0
         elif (behind := behind + 1) % YIELD_EVERY == 0:
             await sleep(0)  # running behind: still let responses be read between bursts
