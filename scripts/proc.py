@@ -143,12 +143,17 @@ def stop(rec: Mapping, *, grace: float = 10.0, sig: int = signal.SIGTERM) -> boo
     proc = _process(rec)
     if proc is None:
         _reap(rec)
-        return False
-    procs = [proc] + _descendants(proc)
-    try:
-        os.killpg(proc.pid, sig)  # spawned with start_new_session: pgid == pid
-    except (ProcessLookupError, PermissionError):
-        pass
+        orphans = _group_leftovers(rec)
+        if not orphans:
+            return False
+        procs = orphans  # the leader died (e.g. SIGKILL) but its helpers live on in its process group
+    else:
+        procs = [proc] + _descendants(proc)
+    if proc is not None:
+        try:
+            os.killpg(proc.pid, sig)  # spawned with start_new_session: pgid == pid
+        except (ProcessLookupError, PermissionError):
+            pass
     for p in procs:
         try:
             p.send_signal(sig)
@@ -182,6 +187,32 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
         if not still or time.monotonic() >= end:
             return still
         time.sleep(0.05)
+
+
+def _group_leftovers(rec: Mapping) -> list[psutil.Process]:
+    """Live members of the process group a recorded process led (spawned with start_new_session, so its
+    pgid is its pid) after that process died: never someone else's group after a pid was recycled."""
+    try:
+        pgid, born = int(rec["pid"]), float(rec.get("create_time") or 0)
+    except (KeyError, TypeError, ValueError):
+        return []
+    if not born:
+        return []
+    try:
+        if abs(psutil.Process(pgid).create_time() - born) > 0.05:
+            return []  # the pid now belongs to another process: so does any group of that number
+    except psutil.NoSuchProcess:
+        pass  # Linux does not reuse a pid while a group of that number has members: they are ours
+    except psutil.Error:
+        return []
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.create_time() >= born - 0.05 and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (OSError, psutil.Error):
+            continue
+    return out
 
 
 def _reap(rec: Mapping) -> None:
