@@ -37,7 +37,8 @@ DRAIN_QUIET_S = 4.0                  # tree unchanged this long after the load s
 DRAIN_DEADLINE_S = 60.0
 WALL_SLACK_S = 120.0                 # wall-clock timeout = warmup + duration + this
 READ_FAILURES_FATAL = 10             # consecutive tree-head read failures that fail the run
-STALL_DEADLINE_S = 5.0               # a component or generator stopped (SIGSTOP) this long fails the run
+STALL_DEADLINE_S = 5.0               # a component or generator stopped (SIGSTOP) this long ends the run at once;
+                                     # stopped for any time at all, it fails the run when the window ends
 READ_PATH = {"trillian": "ct_server", "tesseract": "tesseract_static"}  # who serves the tree head
 BACKLOG_TOLERANCE = 0.10             # backlog above this share of integrated entries: not sustainable
 STABILITY_BUCKET_S = 5.0
@@ -212,7 +213,7 @@ def judge(obs: dict[str, Any], duration: float) -> tuple[str, str]:
     if obs.get("dead_components"):
         return "failed", f"component died during the run: {', '.join(obs['dead_components'])}"
     if obs.get("stalled_components"):
-        return "failed", (f"component stalled (stopped, not scheduled) for {STALL_DEADLINE_S:g}s or more: "
+        return "failed", (f"component stalled (stopped, not scheduled) during the run: "
                           f"{', '.join(obs['stalled_components'])}")
     if obs.get("generator_exited"):
         codes = obs.get("generator_exit_codes", {})
@@ -288,6 +289,7 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
         head0 = head1 = None
         failures, first_failure = 0, 0.0
         stalled_since: dict[str, float] = {}
+        ever_stalled: set[str] = set()   # a window with a suspended component measured the suspension
         while True:
             now = time.monotonic()
             if now - t_start > budget:
@@ -312,6 +314,7 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
                 break
             now_stalled = [n for n, rec in {**components, **gen.procs}.items() if proc.stalled(rec)]
             stalled_since = {n: stalled_since.get(n, now) for n in now_stalled}
+            ever_stalled.update(now_stalled)
             over = [n for n, since in stalled_since.items() if now - since >= STALL_DEADLINE_S]
             if over:
                 obs["stalled_components"] = over
@@ -335,6 +338,8 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
             else:
                 bar.update("warmup", now - t_start, f"tree {head.size if head else '?'}")
             time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
+        if ever_stalled and not obs.get("stalled_components"):
+            obs["stalled_components"] = sorted(ever_stalled)
         if head0 is not None and head1 is not None:
             obs["window_s"] = round(obs["window_end"] - obs["window_start"], 3)
             obs["tree_size_window_start"], obs["tree_size_window_end"] = head0.size, head1.size

@@ -90,7 +90,7 @@ def rig(tmp_path, monkeypatch):
         monkeypatch.setitem(hammer.STARTERS, ("native", "trillian"), starter)
 
     def run():
-        settings = config.Settings(systems=("trillian",), qps=50, duration=DURATION, warmup=WARMUP)
+        settings = config.Settings(systems=("trillian",), qps=50, duration=DURATION, warmup=WARMUP, loadgen="native")
         started = time.monotonic()
         obs = hammer.measure(st, "trillian", settings, tmp_path, progress=False, log=lambda *a: None)
         obs["_wall"] = time.monotonic() - started
@@ -257,3 +257,15 @@ def test_sct_that_does_not_verify_fails_the_system(tmp_path, monkeypatch):
             smoke.smoke_system(st, "trillian", log=lambda *a: None)
     finally:
         proc.stop(comp, grace=2)
+
+
+def test_component_stalled_briefly_inside_the_window_fails_the_run(rig):
+    # A stall shorter than the deadline: the window still ends on time, but what it measured includes a
+    # suspended log (the fault matrix got "2.2 entries/s" from a TesseraCT stopped for most of a window).
+    rig["use"](Log(rig["key"], growing(40)), ["sleep", "60"])
+    pid = rig["comp"]["pid"]
+    threading.Timer(WARMUP + 0.8, lambda: os.kill(pid, signal.SIGSTOP)).start()
+    threading.Timer(WARMUP + 2.3, lambda: os.kill(pid, signal.SIGCONT)).start()
+    obs = rig["run"]()
+    assert_failed(obs, "component stalled", "fake_log")
+    assert "window_end" in obs  # not the deadline: the window completed, and still no number
