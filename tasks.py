@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from invoke import Collection, Config, Exit, task
 from invoke.exceptions import ParseError
@@ -93,6 +94,20 @@ def _sigterm(_signum, _frame):
     raise Interrupted("terminated (SIGTERM)")
 
 
+def _before_any_task(signum, _frame):
+    # Outside a task (still parsing, or between two chained tasks) nothing of this step is running:
+    # leave at once with the interrupt code, not a KeyboardInterrupt traceback from invoke or a bare
+    # death by SIGTERM (exit -15).
+    print(f"error: interrupted ({signal.Signals(signum).name}) before a task started; nothing to stop",
+          file=sys.stderr)
+    raise SystemExit(130)
+
+
+if Path(sys.argv[0]).name in ("inv", "invoke") or Path(sys.argv[0]).parent.name == "invoke":
+    signal.signal(signal.SIGINT, _before_any_task)   # only under the CLI, never in an importing test run
+    signal.signal(signal.SIGTERM, _before_any_task)
+
+
 def harness(fn):
     """Turn HarnessError into one line + exit code; SIGINT/SIGTERM into exit 130 after cleanup."""
 
@@ -100,6 +115,7 @@ def harness(fn):
     def wrapper(c, *args, **kwargs):
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         previous = signal.signal(signal.SIGTERM, _sigterm)
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt: cleanup runs
         try:
             return fn(c, *args, **kwargs)
         except HarnessError as exc:
@@ -108,6 +124,7 @@ def harness(fn):
             raise Exit("error: interrupted; everything this step started was stopped", code=130) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
             sys.stdout.flush()
 
     return wrapper

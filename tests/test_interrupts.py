@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scripts import proc
+from scripts import bootstrap, proc
 from scripts.errors import RunFailed
 from tests import faultkit as fk
 
@@ -97,3 +97,203 @@ def test_stop_does_not_wait_for_init_to_reap(tmp_path):
     assert proc.stop(rec, grace=8)
     assert time.monotonic() - started < 1.0
     assert not proc.alive(rec)
+
+
+# ------------------------------------------------------------------------------ the real CLI, per phase
+
+SIGNALS = [signal.SIGINT, signal.SIGTERM]
+SIG_IDS = ["SIGINT", "SIGTERM"]
+
+
+def _interrupt(run: subprocess.Popen, sig: int, deadline_s: float = 90) -> tuple[str, str]:
+    run.send_signal(sig)
+    try:
+        return run.communicate(timeout=deadline_s)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+
+
+def _assert_interrupted(run: subprocess.Popen, err: str) -> None:
+    assert run.returncode == 130, f"exit {run.returncode}: {err[-2000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith("error:") and ("interrupted" in lines[-1] or "terminated" in lines[-1]), err
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIG_IDS)
+def test_interrupt_bootstrap_mid_build(tmp_path, sig):
+    """Into an empty bin dir, bootstrap builds (go links from its cache): interrupt it mid-build."""
+    env = fk.make_env(tmp_path, CTB_BIN_DIR=str(tmp_path / "bin"), CTB_PKI_DIR=str(tmp_path / "pki"))
+    run = fk.inv_bg(env, "bootstrap")
+    fk.wait_until("a go build to start",
+                  lambda: any(p.name() == "go" for p in psutil.Process(run.pid).children(recursive=True)), 60, 0.05)
+    time.sleep(1.0)
+    out, err = _interrupt(run, sig)
+    _assert_interrupted(run, err)
+    fk.no_leaks(env)  # go, compile, link: the whole group went down with it
+    # An interrupted module has no stamp, so the next bootstrap rebuilds it instead of trusting a partial
+    # bin dir; a module with a stamp has all its binaries.
+    stamps = {s.name.removeprefix(".stamp-") for s in (tmp_path / "bin").glob(".stamp-*")}
+    assert len(stamps) < len(bootstrap.MODULES), stamps
+    for module in stamps:
+        assert all((tmp_path / "bin" / b).exists() for b in bootstrap.MODULES[module])
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("when", ["mariadb-up", "trillian-up"])
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIG_IDS)
+def test_interrupt_deploy(tmp_path, sig, when):
+    fk.need_binaries()
+    env = fk.make_env(tmp_path)
+    need = {"mariadb-up": {"mariadb"}, "trillian-up": {"ct_server", "tesseract"}}[when]
+    run = fk.inv_bg(env, "deploy")
+    seen: dict = {}
+
+    def reached():
+        try:
+            st = fk.load_state(env)
+        except (OSError, ValueError):
+            return False
+        seen.update(st)
+        return need <= set(st["components"])
+    try:
+        fk.wait_until(f"deploy to reach {when}", reached, 120, 0.02)
+    except AssertionError:
+        run.kill()
+        raise
+    ports = fk.ports_of(seen)
+    out, err = _interrupt(run, sig)
+    try:
+        _assert_interrupted(run, err)
+        fk.no_leaks(env)
+        assert not fk.listening(ports), fk.listening(ports)
+        assert not fk.state_file(env).exists(), "state file left after everything was stopped"
+        again = fk.inv(env, "deploy", timeout=180)  # the interrupted deploy left nothing in the way
+        assert again.returncode == 0, again.stderr
+    finally:
+        fk.down(env)
+    fk.no_leaks(env)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    fk.need_binaries()
+    tmp = tmp_path_factory.mktemp("interrupts")
+    env = fk.make_env(tmp)
+    done = fk.inv(env, "deploy", timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    yield env
+    fk.down(env)
+    fk.no_leaks(env)
+
+
+def _components_alive(env) -> None:
+    st = fk.load_state(env)
+    dead = [n for n, rec in st["components"].items() if not proc.alive(rec)]
+    assert not dead, f"an interrupted step took deployed components down: {dead}"
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIG_IDS)
+def test_interrupt_smoke(stack, sig):
+    env = stack
+    before = fk.state_file(env).read_bytes()
+    running = set(fk.leaked(env))
+    run = fk.inv_bg(env, "smoke")
+    time.sleep(0.8)
+    out, err = _interrupt(run, sig)
+    if run.returncode == 0:
+        pytest.skip("smoke finished before the signal")  # nothing to check, it simply won the race
+    _assert_interrupted(run, err)
+    assert fk.state_file(env).read_bytes() == before
+    _components_alive(env)
+    assert set(fk.leaked(env)) <= running
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIG_IDS)
+def test_interrupt_hammer(stack, sig):
+    env = stack
+    before = set(fk.leaked(env))
+    run = fk.inv_bg(env, "hammer", "--qps", "40", "--warmup", "1", "--duration", "20")
+    fk.wait_until("the first system's window", lambda: (Path(env["CTB_RESULTS_DIR"]) / "latest").exists(), 60, 0.1)
+    time.sleep(4)
+    out, err = _interrupt(run, sig)
+    _assert_interrupted(run, err)
+    doc = fk.latest_results(env)
+    assert doc["status"] == "interrupted"
+    first = doc["systems"]["trillian"]
+    assert first["status"] == "interrupted" and first["qps"] is None and first["reason"]
+    assert "tesseract" not in doc["systems"] or doc["systems"]["tesseract"]["qps"] is None
+    fk.wait_until("the generator to be gone", lambda: set(fk.leaked(env)) <= before, 15, 0.2)
+    _components_alive(env)
+    # The report of an interrupted run says so, with no number.
+    report = fk.inv(env, "report")
+    assert report.returncode == 0, report.stderr
+    row = next(l for l in Path(env["CTB_README"]).read_text().splitlines() if l.startswith("| trillian |"))
+    assert "**interrupted**" in row and row.split("|")[3].strip() == "—", row
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIG_IDS)
+def test_interrupt_report(stack, sig, tmp_path):
+    """The README is replaced atomically: whenever the signal lands, it is the old or the new one."""
+    env = dict(stack)
+    readme = Path(env["CTB_README"])
+    results_file = fk.REPO / "tests" / "data" / "results" / "ok_native.json"
+    env["CTB_RESULTS_DIR"] = str(tmp_path / "results")
+    old = readme.read_bytes()
+    # From 0.3 s: before that the interpreter is still importing invoke (no handler of ours exists yet).
+    for delay in (0.3, 0.4, 0.5, 0.6):
+        readme.write_bytes(old)
+        run = fk.inv_bg(env, "report", "--results", str(results_file))
+        time.sleep(delay)
+        out, err = _interrupt(run, sig)
+        assert run.returncode in (0, 130), err
+        if run.returncode == 130:
+            _assert_interrupted(run, err)
+            assert readme.read_bytes() == old or "ok_native" not in err
+        text = readme.read_text()
+        assert text.count("<!-- BENCHMARK-RESULTS-START -->") == 1 and text.count("<!-- BENCHMARK-RESULTS-END -->") == 1
+        assert readme.read_bytes() == old or b"Run `20" in readme.read_bytes()
+        assert not list(readme.parent.glob(f".{readme.name}-*")), "temp file left beside the README"
+
+
+@pytest.mark.faults
+def test_interrupt_ci_mid_hammer_stops_everything(tmp_path):
+    fk.need_binaries()
+    env = fk.make_env(tmp_path)
+    run = fk.inv_bg(env, "ci", "--qps", "40", "--warmup", "1", "--duration", "20")
+    try:
+        fk.wait_until("ci to reach the measured run",
+                      lambda: (Path(env["CTB_RESULTS_DIR"]) / "latest").exists(), 120, 0.1)
+        ports = fk.ports_of(fk.load_state(env))
+        time.sleep(3)
+        out, err = _interrupt(run, signal.SIGINT, deadline_s=120)
+        _assert_interrupted(run, err)
+        fk.no_leaks(env)
+        assert not fk.listening(ports)
+        assert not fk.state_file(env).exists()
+        assert fk.latest_results(env)["status"] == "interrupted"
+    finally:
+        fk.down(env)
+
+
+def test_stop_takes_down_the_helpers_of_a_killed_leader(tmp_path):
+    # The uniform generator runs helper processes; SIGKILLed, it leaves them behind in its process group.
+    # stop() of the dead leader used to return at once ("nothing to stop") and leak them.
+    rec = proc.spawn("leader", ["sh", "-c", "sleep 300 & sleep 301 & wait"], log_path=tmp_path / "leader.log")
+    bystander = proc.spawn("bystander", ["sleep", "300"], log_path=tmp_path / "bystander.log")
+    try:
+        fk.wait_until("two helpers", lambda: len(_group_members(rec["pid"])) == 3, 5, 0.05)
+        os.kill(rec["pid"], signal.SIGKILL)
+        fk.wait_until("the leader to die", lambda: not proc.alive(rec), 5, 0.05)
+        assert len(_group_members(rec["pid"])) == 2  # the orphans
+        assert proc.stop(rec, grace=3)
+        fk.wait_until("the helpers to be gone", lambda: not _group_members(rec["pid"]), 5, 0.05)
+        assert proc.alive(bystander)  # another group is never touched
+    finally:
+        proc.stop(bystander, grace=2)
