@@ -47,6 +47,7 @@ TARGET_RATE = 5000.0
 LAG_RATE = 2000.0
 LAG_TARGET_MS = 5.0
 CAPACITY_LAG_MS = 10.0  # = the generator's own client-bound threshold (runner.LAG_P99_LIMIT_MS)
+DELIVERED_LAG_MS = 100.0
 NGINX_CONF = """\
 worker_processes 1;
 daemon off;
@@ -128,8 +129,18 @@ def start_nginx(workdir: Path, body: str, others: list[int]) -> tuple[dict, int]
     if others:
         cmd = ["taskset", "-c", ",".join(map(str, others))] + cmd
     rec = proc.spawn("nginx", cmd, log_path=workdir / "nginx.out")
+    set_autogroup_nice(rec["pid"], os.getpriority(os.PRIO_PROCESS, 0))  # its own session: same footing
     proc.wait_for("nginx", lambda: proc.port_open(port), deadline_s=10, watch=rec)
     return rec, port
+
+
+def set_autogroup_nice(pid: int | str, nice: int) -> None:
+    """With autogroup scheduling (the Linux default), plain nice only ranks processes within one
+    session; the session's autogroup nice ranks it against the rest of the machine."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
+        pass
 
 
 def loadgen_once(paths: dict, url: str, rate: float, duration: float, core: int) -> dict:
@@ -159,9 +170,16 @@ def loadgen_once(paths: dict, url: str, rate: float, duration: float, core: int)
 
 
 def kept_up(step: dict) -> bool:
-    """Every arrival sent and answered, and the schedule held (lag p99 under the client-bound limit)."""
+    """Strict: every arrival sent and answered, and the schedule held (lag p99 under the generator's
+    own client-bound limit, so such a run would not be labelled client-bound)."""
+    return delivered(step) and step["lag_p99_ms"] < CAPACITY_LAG_MS
+
+
+def delivered(step: dict) -> bool:
+    """Loose: every arrival sent and answered at the offered rate, lag bounded (not accumulating)."""
     return (step["skipped"] == 0 and step["answered"] == step["scheduled"]
-            and step["lag_p99_ms"] is not None and step["lag_p99_ms"] < CAPACITY_LAG_MS)
+            and step["answered_per_s"] >= 0.99 * step["offered"]
+            and step["lag_p99_ms"] is not None and step["lag_p99_ms"] < DELIVERED_LAG_MS)
 
 
 def run_wrk(url: str, body_path: Path, core: int, duration: float, connections: int) -> dict:
@@ -171,6 +189,9 @@ def run_wrk(url: str, body_path: Path, core: int, duration: float, connections: 
     script = body_path.with_suffix(".lua")
     script.write_text(WRK_LUA.format(body=body_path))
     cmd = ["taskset", "-c", str(core), wrk, "-t1", f"-c{connections}", f"-d{duration:g}s", "-s", str(script), url]
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice:  # proc.run starts a new session: give it the generator's footing (see set_autogroup_nice)
+        cmd = ["sh", "-c", f'echo {nice} > /proc/self/autogroup 2>/dev/null; exec "$@"', "wrk"] + cmd
     out = proc.run(cmd, timeout=duration + 30).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -192,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child started below
+        set_autogroup_nice("self", args.nice)
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
 
     with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as tmp:
@@ -214,22 +236,26 @@ def main(argv: list[str] | None = None) -> int:
                   f"sender {lag['sender_cores']} cores ({lag['sender_us_per_request']} µs/request), "
                   f"waited {lag['sender_runqueue_wait_s']} s for a CPU, load {lag['load_average_1m']}")
 
-            steps, best = [], None
+            steps, best, best_delivered = [], None, None
             for rate in rates:
                 step = loadgen_once(paths, url, rate, args.duration, args.core)
                 steps.append(step)
-                ok = kept_up(step)
+                strict, loose = kept_up(step), delivered(step)
                 print(f"offered {rate:>7.0f}/s: answered {step['answered_per_s']:>8.1f}/s, lag p99 "
                       f"{step['lag_p99_ms']} ms, skipped {step['skipped']}, sender {step['sender_cores']} cores, "
                       f"helpers {step['helper_cores']} cores, waited {step['sender_runqueue_wait_s']} s for a CPU, "
-                      f"load {step['load_average_1m']} -> {'kept up' if ok else 'fell behind'}")
-                if ok:
+                      f"load {step['load_average_1m']} -> "
+                      f"{'kept up' if strict else 'delivered, lag > 10 ms' if loose else 'fell behind'}")
+                if strict:
                     best = step
+                if loose:
+                    best_delivered = step
                 else:
                     break
 
             wrk = run_wrk(url, body_path, args.core, args.duration, connections=64)
             capacity = best["answered_per_s"] if best else 0.0
+            capacity_delivered = best_delivered["answered_per_s"] if best_delivered else 0.0
             # What one core could do if the sender had it to itself: 1 s / sender CPU per request at the
             # highest rate tried (CPU per request falls with rate as events batch up).
             top = max(steps, key=lambda st: st["offered"])
@@ -237,13 +263,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sender CPU per request at {top['offered']:.0f}/s: {top['sender_us_per_request']} µs "
                   f"-> CPU-bound ceiling on one dedicated core ≈ {cpu_ceiling}/s")
             ratio = round(capacity / wrk["requests_per_s"], 3) if wrk.get("requests_per_s") else None
+            ratio_delivered = round(capacity_delivered / wrk["requests_per_s"], 3) if wrk.get("requests_per_s") else None
             print(f"wrk: {wrk.get('requests_per_s')} req/s ({wrk.get('connections')} connections, non-2xx "
                   f"{wrk.get('non_2xx')})")
-            print(f"loadgen capacity on one core: {capacity:.0f}/s (target >= {TARGET_RATE:.0f}); "
+            print(f"loadgen capacity on one core: {capacity:.0f}/s with lag p99 < {CAPACITY_LAG_MS:g} ms, "
+                  f"{capacity_delivered:.0f}/s delivered with lag p99 < {DELIVERED_LAG_MS:g} ms "
+                  f"(target >= {TARGET_RATE:.0f}); "
                   f"lag p99 @ {LAG_RATE:.0f}/s: {lag['lag_p99_ms']} ms (target < {LAG_TARGET_MS}); "
-                  f"loadgen / wrk = {ratio}")
+                  f"loadgen / wrk = {ratio} (delivered: {ratio_delivered})")
             figures = {"lag_at_2000": lag, "steps": steps, "capacity_per_s": capacity, "wrk": wrk,
-                       "cpu_ceiling_per_s": cpu_ceiling,
+                       "cpu_ceiling_per_s": cpu_ceiling, "capacity_delivered_per_s": capacity_delivered,
+                       "ratio_delivered_to_wrk": ratio_delivered,
                        "ratio_to_wrk": ratio, "core": args.core, "duration_s": args.duration, "nice": args.nice,
                        "cpus": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
                        "targets_met": {"capacity": capacity >= TARGET_RATE,

@@ -388,6 +388,7 @@ class _Run:
         self.verify_failure: str | None = None
         background: list[asyncio.Task] = []
         started_unix = None
+        affinity = os.sched_getaffinity(0)  # restored at the end: pinning must not outlive the run
         try:
             self.pool.start()
             setup_end = time.monotonic() + spec.setup_deadline_s
@@ -457,6 +458,11 @@ class _Run:
                         await asyncio.sleep(min(spec.probe_interval_s, 0.5))
                     await self.probe_once()
         finally:
+            for thread in me.threads():
+                try:
+                    os.sched_setaffinity(thread.id, affinity)
+                except OSError:
+                    continue
             gc.unfreeze()
             for task in background:
                 task.cancel()
@@ -599,15 +605,26 @@ def runqueue_wait_s() -> float:
 
 
 def pin_sender(me: psutil.Process, cpu: int) -> None:
-    """The sender gets `cpu` to itself (as far as this process tree goes): helpers move to the others."""
-    others = sorted(set(os.sched_getaffinity(0)) - {cpu})
+    """Give the sender process `cpu` and move the helper processes (all their threads) to the other
+    CPUs. The sender's own helper threads stay with it: a thread that holds the GIL must not be
+    preempted on a busy CPU while the event loop waits for it."""
+    others = set(os.sched_getaffinity(0)) - {cpu}
     if others:
         for child in me.children(recursive=True):
             try:
-                child.cpu_affinity(others)
+                tids = [t.id for t in child.threads()]
             except psutil.Error:
                 continue
-    os.sched_setaffinity(0, {cpu})
+            for tid in tids:
+                try:
+                    os.sched_setaffinity(tid, others)
+                except OSError:
+                    continue
+    for thread in me.threads():
+        try:
+            os.sched_setaffinity(thread.id, {cpu})
+        except OSError:
+            continue
 
 
 def raise_nofile(want: int) -> None:
