@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -301,3 +302,18 @@ def test_hanging_and_failing_probes_never_block(pki):
             integ = result["integration"]
             assert integ["probe_errors"] >= 1 and integ["probe_last_error"].startswith(errors)
             assert integ["samples"] == 0 and integ["start_tree_size"] is None
+
+
+def test_sender_pinning_is_undone_after_the_run(pki):
+    log_key = pki[3]
+    before = os.sched_getaffinity(0)
+
+    async def handler(request):
+        return web.Response(body=signed_sct(log_key, leaf_of(await request.read())))
+
+    with serve(handler) as url:
+        result = run(spec(pki, url, rate=50, sender_cpu=max(before)))
+        assert result["counts"]["ok"] == 50 and result["spec"]["sender_cpu"] == max(before)
+        assert os.sched_getaffinity(0) == before
+        with pytest.raises(BadInput, match="sender CPU"):
+            run(spec(pki, url, sender_cpu=max(before) + 64))
