@@ -114,6 +114,7 @@ class Deployment:
         self.run_dir = paths.STATE_DIR / "run"
         self.log_dir = paths.STATE_DIR / "logs"
         self.pki = pki.layout()
+        self.children_before = proc.spawned()
         self.state: dict[str, Any] = {
             "target": "local",
             "deployed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -141,6 +142,8 @@ class Deployment:
             proc.stop(rec)
             if proc.alive(rec):
                 left.append(name)
+        # A component an interrupt caught between its start and its entry in the state file.
+        proc.stop_strays(self.children_before, [rec["pid"] for rec in self.state["components"].values()])
         return left
 
     # -- MariaDB

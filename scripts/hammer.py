@@ -272,6 +272,7 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
                            "warmup_s": settings.warmup, "tree": []}
     sampler = metrics.Sampler(dict(components)).start()
     gen: Generator | None = None
+    children_before = proc.spawned()
     bar = Progress(system, settings.warmup + settings.duration, enabled=progress)
     t_start = time.monotonic()
     try:
@@ -348,6 +349,8 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
         obs["error"] = str(exc)
     finally:
         bar.close()
+        # Generator processes an interrupt caught before the Generator recorded them.
+        proc.stop_strays(children_before, [rec["pid"] for rec in gen.procs.values()] if gen else [])
         if gen is not None:
             gen.stop(window_completed="window_end" in obs and not obs.get("error"))
             obs["generator_exit_codes"] = obs.get("generator_exit_codes") or gen.exit_codes

@@ -92,16 +92,38 @@ def spawn(name: str, cmd: list[str], *, log_path: Path, env: Mapping[str, str] |
                                      stdin=subprocess.DEVNULL, env=full_env, cwd=cwd, start_new_session=True)
         except FileNotFoundError:
             raise RunFailed(f"{name}: program not found: {cmd[0]}") from None
+    # Keep the Popen object reachable so the exit status is collected (no zombies) while we live, and
+    # first thing: an interrupt from here on can still find the child through stop_strays().
+    _CHILDREN[child.pid] = child
     try:
         started = psutil.Process(child.pid).create_time()
     except psutil.NoSuchProcess:
         started = 0.0
-    # Keep the Popen object reachable so the exit status is collected (no zombies) while we live.
-    _CHILDREN[child.pid] = child
     return {"name": name, "pid": child.pid, "create_time": started, "cmd": shown, "log": str(log_path)}
 
 
 _CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+def spawned() -> set[int]:
+    """Pids of every process this process has spawned (running or not)."""
+    return set(_CHILDREN)
+
+
+def stop_strays(since: set[int], recorded: Iterable[int] = ()) -> list[int]:
+    """Stop children spawned after the `since` snapshot that nobody recorded: an interrupt that lands
+    between spawn() and the caller's bookkeeping (state file, generator list) would leave them running."""
+    strays = []
+    for pid in sorted(spawned() - set(since) - set(recorded)):
+        child = _CHILDREN[pid]
+        if child.poll() is None:
+            try:
+                born = psutil.Process(pid).create_time()
+            except psutil.Error:
+                continue
+            stop({"name": f"pid {pid}", "pid": pid, "create_time": born}, grace=5)
+            strays.append(pid)
+    return strays
 
 
 def _process(rec: Mapping) -> psutil.Process | None:

@@ -297,3 +297,58 @@ def test_stop_takes_down_the_helpers_of_a_killed_leader(tmp_path):
         assert proc.alive(bystander)  # another group is never touched
     finally:
         proc.stop(bystander, grace=2)
+
+
+# ------------------------------------- an interrupt between a spawn and its bookkeeping (deterministic)
+
+from tests.test_guards import Log, growing, rig  # noqa: E402,F401 - the measure rig (fixture) and its fake log
+
+
+def _interrupt_after_spawn(monkeypatch, module, nth: int) -> None:
+    """Make the nth proc.spawn() in `module` start its process and then be 'interrupted' at once."""
+    real, calls = proc.spawn, {"n": 0}
+
+    def spawn(*args, **kwargs):
+        rec = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == nth:
+            raise KeyboardInterrupt  # what a SIGINT landing right here does
+        return rec
+    monkeypatch.setattr(module.proc, "spawn", spawn)
+
+
+@pytest.mark.faults
+def test_interrupt_right_after_a_component_started_leaves_nothing(tmp_path, monkeypatch):
+    from scripts import config, deploy, paths
+    fk.need_binaries()
+    env = fk.make_env(tmp_path)
+    monkeypatch.setenv("CTB_STATE_DIR", env["CTB_STATE_DIR"])  # children carry the leak marker
+    monkeypatch.setattr(paths, "STATE_DIR", Path(env["CTB_STATE_DIR"]))
+    monkeypatch.setattr(paths, "PKI_DIR", Path(env["CTB_STATE_DIR"]) / "pki")
+    # tesseract recorded; tesseract_static (which would run on with nothing to serve) not yet.
+    _interrupt_after_spawn(monkeypatch, deploy, 2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            deploy.deploy(config.settings(systems="tesseract"), log=lambda *a: None)
+        fk.no_leaks(env)
+        assert not (Path(env["CTB_STATE_DIR"]) / "state.json").exists()
+    finally:
+        fk.down(env)
+
+
+def test_interrupt_while_starting_the_generator_leaves_nothing(rig, monkeypatch):  # noqa: F811
+    spawned: list[dict] = []
+
+    def starter(st, settings, run_dir, budget):
+        spawned.append(proc.spawn("gen_a", ["sleep", "60"], log_path=run_dir / "gen_a.log"))
+        raise KeyboardInterrupt  # before the Generator (and so measure) knows about gen_a
+    rig["use"](Log(rig["key"], growing(40)), ["sleep", "60"])
+    monkeypatch.setitem(hammer_starters(), ("native", "trillian"), starter)
+    with pytest.raises(KeyboardInterrupt):
+        rig["run"]()
+    assert spawned and not proc.alive(spawned[0])
+
+
+def hammer_starters():
+    from scripts import hammer
+    return hammer.STARTERS
