@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
+import platform
 import posixpath
 import shlex
 import signal
@@ -46,7 +48,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from scripts import bench as bench_mod
 from scripts import bootstrap as bootstrap_mod
 from scripts import config, ctclient, hammer, paths, proc, results, state
 from scripts import metrics as metrics_mod
@@ -64,7 +65,9 @@ SCHEMA_NAME = "trillian-storage.sql"
 RECORD_NAME = "ssh-target.json"
 LOG_CONFIG_NAME = "ct_hammer_log_config.textproto"
 HARNESS_GLOBS = ("scripts/**/*.py", "schemas/*.json", "costs.json", "requirements.txt", "tools/*/go.mod")
-PRIVATE_LOG_KEYS = ("./logs/*.key.pem", "./logs/*.password")  # never copied to a load generator host
+# Never copied to a load generator host: the logs' signing keys and the root CA key (the generators
+# sign leaves with the intermediate).
+NOT_FOR_LOADGEN = ("./logs/*.key.pem", "./logs/*.password", "./root.key.pem")
 
 PROBE_TIMEOUT_S = 30
 STEP_TIMEOUT_S = 300
@@ -79,13 +82,24 @@ AGENT = "scripts.remote"
 # --------------------------------------------------------------------------- pure: checks and translations
 
 
-def check_host(probe: dict[str, Any], *, where: str, need_mariadb: bool, install_mariadb: bool) -> bool:
+_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def check_host(probe: dict[str, Any], *, where: str, need_mariadb: bool, install_mariadb: bool,
+               local_machine: str = "") -> bool:
     """BadInput (one line) if the probed host cannot run the harness; True if MariaDB must be installed."""
     if probe.get("system") != "Linux":
         raise BadInput(f"{where} is not a Linux host ({probe.get('system') or 'unknown system'}): "
                        "the SSH target runs the stack on Linux only; nothing was changed")
-    if tuple(probe.get("python") or (0, 0))[:2] < MIN_PYTHON:
-        have = ".".join(str(x) for x in probe.get("python") or []) or "none"
+    theirs, ours = (_ARCH.get(m.lower(), m.lower()) for m in (probe.get("machine") or "", local_machine))
+    if ours and theirs != ours:
+        raise BadInput(f"{where} is {theirs or 'an unknown architecture'} but the binaries in bin/ are built for "
+                       f"{ours}: run the harness from a {theirs} machine; nothing was changed")
+    if not probe.get("python"):
+        raise BadInput(f"{where}: python3 is not installed (need {'.'.join(map(str, MIN_PYTHON))} or newer); "
+                       "nothing was changed")
+    if tuple(probe["python"])[:2] < MIN_PYTHON:
+        have = ".".join(str(x) for x in probe["python"])
         raise BadInput(f"{where}: python3 {have} is too old (need {'.'.join(map(str, MIN_PYTHON))} or newer); "
                        "nothing was changed")
     if not probe.get("venv"):
@@ -376,7 +390,8 @@ def open_host(spec: str, *, flag: str, need_mariadb: bool = False, install_maria
     runner = sshhost.connect(spec, flag=flag)
     try:
         probe = probe_host(runner, check_sudo=install_mariadb)
-        needs_install = check_host(probe, where=runner.name, need_mariadb=need_mariadb, install_mariadb=install_mariadb)
+        needs_install = check_host(probe, where=runner.name, need_mariadb=need_mariadb, install_mariadb=install_mariadb,
+                                   local_machine=platform.machine())
     except BaseException:
         runner.close()
         raise
@@ -407,7 +422,8 @@ def push_tree(runner: Runner, local_dir: Path, remote_dir: str, *, excludes: tup
         runner.put(tgz, remote_tgz)
     script = (f"rm -rf {shlex.quote(remote_dir)}.new && mkdir -p -m 700 {shlex.quote(remote_dir)}.new && "
               f"tar xzf {shlex.quote(remote_tgz)} -C {shlex.quote(remote_dir)}.new && rm -rf {shlex.quote(remote_dir)} && "
-              f"mv {shlex.quote(remote_dir)}.new {shlex.quote(remote_dir)} && rm -f {shlex.quote(remote_tgz)}")
+              f"mv {shlex.quote(remote_dir)}.new {shlex.quote(remote_dir)} && chmod 700 {shlex.quote(remote_dir)} && "
+              f"rm -f {shlex.quote(remote_tgz)}")
     runner.run(["sh", "-c", script], timeout=STEP_TIMEOUT_S, what=f"unpack {posixpath.basename(remote_dir)}")
 
 
@@ -512,12 +528,16 @@ def save_record(doc: dict[str, Any]) -> None:
 
 
 def write_json(path: Path, doc: Any) -> None:
-    """Atomically, mode 0600 (the record and agent files name hosts and pids)."""
+    write_private(path, json.dumps(doc, indent=2, sort_keys=True))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically, mode 0600 from the start (a state copy holds the database password)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=True)
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -564,10 +584,7 @@ def _stack(opts: dict[str, Any]) -> tuple[Place, dict[str, Any]]:
 def _read_state(place: Place) -> dict[str, Any]:
     """The host's state file, validated by state.load on a local copy."""
     copy_path = paths.STATE_DIR / "ssh-stack-state.json"
-    copy_path.parent.mkdir(parents=True, exist_ok=True)
-    text = place.runner.read_text(place.path("state", "state.json"))
-    copy_path.write_text(text)
-    os.chmod(copy_path, 0o600)
+    write_private(copy_path, place.runner.read_text(place.path("state", "state.json")))
     return state.load(copy_path)
 
 
@@ -643,7 +660,7 @@ def deploy(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
             # The host's deploy stops what it started when it fails by itself. Interrupted here (or with the
             # connection lost) it would run on: interrupt it there — it then stops what it started — and
             # stop whatever its state file still names (idempotent).
-            _cleanup_after_failed_deploy(place, pidfile, log=log)
+            _cleanup_after_failed_deploy(place, pidfile, settings.host.strip(), log=log)
             raise
         record = load_record() or {}
         record.update(status="deployed", deploy_seconds=round(time.monotonic() - started, 1))
@@ -655,14 +672,27 @@ def deploy(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
         runner.close()
 
 
-def _cleanup_after_failed_deploy(place: Place, pidfile: str, *, log=print) -> None:
-    try:
-        place.agent("interrupt", "--pidfile", pidfile, "--expect", "scripts.deploy", timeout=STEP_TIMEOUT_S)
-        place.agent("down", timeout=STEP_TIMEOUT_S)
-        record_path().unlink(missing_ok=True)
-    except HarnessError as exc:
-        # Keep the record: `inv down --target ssh` retries from it.
-        log(f"deploy: cleanup on {place.name} failed ({one_line(exc)}): run `inv down --target ssh`")
+def _cleanup_after_failed_deploy(place: Place, pidfile: str, spec: str, *, log=print) -> None:
+    """Interrupt the host's deploy if it still runs, then stop what its state names; on a lost connection
+    try once more over a new one."""
+    from scripts import sshhost
+    error: HarnessError | None = None
+    for attempt in range(2):
+        here = place
+        try:
+            if attempt:
+                here = dataclasses.replace(place, runner=sshhost.connect(spec))
+            here.agent("interrupt", "--pidfile", pidfile, "--expect", "scripts.deploy", timeout=STEP_TIMEOUT_S)
+            here.agent("down", timeout=STEP_TIMEOUT_S)
+            record_path().unlink(missing_ok=True)
+            return
+        except HarnessError as exc:
+            error = exc
+        finally:
+            if here is not place:
+                here.runner.close()
+    # Keep the record: `inv down --target ssh` retries from it.
+    log(f"deploy: cleanup on {place.name} failed ({one_line(error)}): run `inv down --target ssh`")
 
 
 def smoke(opts: dict[str, Any], *, log=print) -> None:
@@ -677,6 +707,7 @@ def smoke(opts: dict[str, Any], *, log=print) -> None:
 
 def bench(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
     """smoke -> measure (load here or on --loadgen-host) -> metrics; exit 1 if a system failed."""
+    from scripts import bench as bench_mod
     doc = run_bench(opts, log=log)
     bench_mod.check_status(doc)
     return doc
@@ -684,6 +715,7 @@ def bench(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
 
 def metrics(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
     """Resources were sampled during the run; this recomputes costs on the latest results, as locally."""
+    from scripts import bench as bench_mod
     doc = bench_mod.metrics_phase(results.load(), log=log)
     bench_mod.check_status(doc)
     return doc
@@ -716,12 +748,14 @@ def down(opts: dict[str, Any], *, log=print) -> None:
             log(f"down: {runner.name}: stopped {stopped}")
         if record is not None and record["host"] == spec:
             record_path().unlink(missing_ok=True)
+            (paths.STATE_DIR / "ssh-stack-state.json").unlink(missing_ok=True)
     finally:
         runner.close()
 
 
 def ci(opts: dict[str, Any], *, log=print) -> None:
     """deploy -> bench -> report over SSH, with down always run; exit 1 if a system failed."""
+    from scripts import bench as bench_mod
     from scripts import update_readme
     doc = None
     try:
@@ -757,7 +791,8 @@ def ship_pki(stack: Place, load: Place, st: dict[str, Any]) -> dict[str, Any]:
     if local.exists():
         import shutil
         shutil.rmtree(local)
-    fetch_tree(stack.runner, st["pki"]["dir"], local, excludes=PRIVATE_LOG_KEYS, scratch=stack.path("state"))
+    local.mkdir(parents=True, mode=0o700)
+    fetch_tree(stack.runner, st["pki"]["dir"], local, excludes=NOT_FOR_LOADGEN, scratch=stack.path("state"))
     load_pki = load.path("pki")
     push_tree(load.runner, local, load_pki)
     log_config = load.path("state", LOG_CONFIG_NAME)
@@ -791,6 +826,24 @@ def measure_over_ssh(stack: Place, load: Place, state_file: str, settings_file: 
     return combine(obs, stack_rec, settings, list(st["systems"][system]["components"]))
 
 
+def _measure_repeats(stack: Place, load: Place, state_file: str, settings_file: str, system: str,
+                     settings: config.Settings, st: dict[str, Any], run_id: str, *, log=print) -> dict[str, Any]:
+    """--repeats measured runs of one system, combined as locally (any failed repeat fails the system)."""
+    from scripts import bench as bench_mod
+    runs = []
+    for attempt in range(settings.repeats):
+        if settings.repeats > 1:
+            log(f"{system}: repeat {attempt + 1} of {settings.repeats}")
+        try:
+            runs.append(measure_over_ssh(stack, load, state_file, settings_file, system, settings, st, run_id))
+        except RunFailed as exc:  # the measurement itself broke (not the log): this system failed
+            runs.append({**results.failed_entry(f"measurement over SSH failed: {one_line(exc)}"),
+                         "offered_qps": settings.qps})
+        if runs[-1]["status"] != "ok":
+            break
+    return bench_mod.combine_repeats(runs, settings.repeats)
+
+
 def _quietly(fn: Callable[[], Any]) -> None:
     try:
         fn()
@@ -799,6 +852,7 @@ def _quietly(fn: Callable[[], Any]) -> None:
 
 
 def run_bench(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
+    from scripts import bench as bench_mod
     settings = _settings(opts)
     if settings.find_max or settings.qps_levels:
         raise BadInput("--find-max/--qps-levels are not supported with --target ssh yet: run one rate per bench")
@@ -821,8 +875,8 @@ def run_bench(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
         doc = results.new_run(settings, st)
         stack_facts, load_facts = stack.agent("facts"), load.agent("facts")
         doc["machine"] = {**stack_facts, "ssh_host": stack.name,
-                          "loadgen": {**load_facts, "where": load.name if load.role == "loadgen" and
-                                      load.name != "local" else "this machine (the invoking one)"}}
+                          "loadgen": {**load_facts, "where": "this machine (the invoking one)"
+                                      if load.runner.is_local else load.name}}
         samples: dict[str, Any] = {}
         results.save(doc)
         log(f"run {doc['run_id']}: stack on {stack.name}, load from {load.name}; results in {results.run_dir(doc)}")
@@ -836,19 +890,8 @@ def run_bench(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
                 doc["systems"][system] = {"status": "running", "reason": "", "qps": None}
                 log(f"hammer {system}: {settings.loadgen} load at {settings.qps:g}/s from {load.name}, "
                     f"warmup {settings.warmup:g}s, window {settings.duration:g}s")
-                runs = []
-                for attempt in range(settings.repeats):
-                    if settings.repeats > 1:
-                        log(f"{system}: repeat {attempt + 1} of {settings.repeats}")
-                    try:
-                        runs.append(measure_over_ssh(stack, load, state_file, settings_file, system, settings, st,
-                                                     doc["run_id"]))
-                    except RunFailed as exc:  # the measurement itself broke (not the log): this system failed
-                        runs.append({**results.failed_entry(f"measurement over SSH failed: {one_line(exc)}"),
-                                     "offered_qps": settings.qps})
-                    if runs[-1]["status"] != "ok":
-                        break
-                obs = bench_mod.combine_repeats(runs, settings.repeats)
+                obs = _measure_repeats(stack, load, state_file, settings_file, system, settings, st, doc["run_id"],
+                                       log=log)
                 entry = results.system_entry(obs)
                 if sm is not None:
                     entry["smoke"] = {k: v for k, v in sm.items() if k != "ok"}
@@ -921,6 +964,7 @@ def agent_facts(args) -> dict[str, Any]:
 
 
 def agent_smoke(args) -> dict[str, Any]:
+    from scripts import bench as bench_mod  # imported late everywhere: it pulls in matplotlib
     return bench_mod.smoke_phase(config.settings(systems=args.systems))
 
 

@@ -95,6 +95,7 @@ class Runner:
 
     name: str
     address: str  # how the other hosts and this machine reach it
+    is_local = False
 
     def _run(self, line: str, *, timeout: float, stream: bool): raise NotImplementedError
 
@@ -121,6 +122,8 @@ class Runner:
 
 class LocalRunner(Runner):
     """This machine, through invoke's Context."""
+
+    is_local = True
 
     def __init__(self):
         self.name, self.address = "local", "127.0.0.1"

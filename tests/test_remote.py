@@ -28,7 +28,7 @@ def test_a_linux_host_with_everything_passes():
     ({"system": "Darwin"}, "not a Linux host (Darwin)"),
     ({"system": "no POSIX uname"}, "not a Linux host"),
     ({**GOOD_PROBE, "python": [3, 8, 10]}, "python3 3.8.10 is too old"),
-    ({"system": "Linux", "python": []}, "python3 none is too old"),
+    ({"system": "Linux", "python": []}, "python3 is not installed"),
     ({**GOOD_PROBE, "venv": False}, "install python3-venv"),
     ({**GOOD_PROBE, "tools": {"tar": False, "sha256sum": True}}, "missing tar"),
 ])
@@ -36,6 +36,14 @@ def test_a_host_that_cannot_run_the_harness_is_bad_input_before_any_change(probe
     with pytest.raises(BadInput) as err:
         remote.check_host(probe, where="vm", need_mariadb=False, install_mariadb=False)
     assert words in str(err.value) and "vm" in str(err.value)
+
+
+def test_binaries_built_here_must_match_the_hosts_architecture():
+    assert remote.check_host(GOOD_PROBE, where="vm", need_mariadb=False, install_mariadb=False,
+                             local_machine="AMD64") is False
+    with pytest.raises(BadInput, match="vm is aarch64 but the binaries in bin/ are built for x86_64"):
+        remote.check_host({**GOOD_PROBE, "machine": "arm64"}, where="vm", need_mariadb=False, install_mariadb=False,
+                          local_machine="x86_64")
 
 
 def test_mariadb_is_installed_only_with_the_explicit_flag():
