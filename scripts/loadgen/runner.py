@@ -415,12 +415,12 @@ class _Run:
                     await self.probe_once(initial=True)  # the start size, before any of our entries
                 background.append(asyncio.create_task(self.verify_flusher()))
                 if spec.sender_cpu is not None:
-                    pin_sender(me, spec.sender_cpu)
+                    pin_sender(me, self.helper_pids(), spec.sender_cpu)
                 gc.collect()
                 gc.freeze()  # long-lived setup objects out of the collector's way: fewer, shorter pauses
                 cpu_start = me.cpu_times()
                 wait_start = runqueue_wait_s()
-                helpers_start = helper_cpu(me)
+                helpers_start = helper_cpu(self.helper_pids())
                 self.t0 = self.clock() + START_LEAD_S
                 started_unix = time.time() + START_LEAD_S
                 if spec.tree_size_probe is not None:
@@ -451,7 +451,7 @@ class _Run:
                 last_response = self.clock() - self.t0
                 cpu_end = me.cpu_times()
                 self.runqueue_wait = runqueue_wait_s() - wait_start
-                helpers_end = helper_cpu(me)
+                helpers_end = helper_cpu(self.helper_pids())
                 if spec.tree_size_probe is not None:
                     wait_end = self.clock() + spec.integration_wait_s
                     while self.integration_pending() and self.clock() < wait_end:
@@ -471,11 +471,19 @@ class _Run:
             self.pool.close()
             if self.verifier is not None:
                 self.verifier.shutdown(wait=False, cancel_futures=True)
-        # Requests cancelled by the backstop count as timeouts of the window they belong to.
+        # Requests cancelled by the drain backstop never answered: timeouts (counted in the window).
         if abandoned:
             self.windows["measured"].counts[cls.TIMEOUT] += abandoned
         return self.result(started_unix, send_end, last_response, cpu_start, cpu_end, helpers_start,
                            helpers_end, abandoned)
+
+    def helper_pids(self) -> list[int]:
+        """This run's helper processes only (certificate generators, SCT verifiers): never other
+        children of a process that imports the generator."""
+        pids = list(self.pool.pids)
+        if self.verifier is not None:
+            pids += list(getattr(self.verifier, "_processes", None) or {})
+        return pids
 
     def pool_tail(self) -> list[bytes]:
         tail = [self.issuer.intermediate_der]
@@ -583,13 +591,13 @@ def in_daemon_thread(fn: Callable[[], Any]) -> asyncio.Future:
     return fut
 
 
-def helper_cpu(me: psutil.Process) -> dict[int, float]:
-    """CPU seconds of each child process (certificate generators, SCT verifiers)."""
+def helper_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each helper process (certificate generators, SCT verifiers)."""
     out = {}
-    for child in me.children(recursive=True):
+    for pid in pids:
         try:
-            t = child.cpu_times()
-            out[child.pid] = t.user + t.system
+            t = psutil.Process(pid).cpu_times()
+            out[pid] = t.user + t.system
         except psutil.Error:
             continue
     return out
@@ -604,15 +612,15 @@ def runqueue_wait_s() -> float:
         return 0.0
 
 
-def pin_sender(me: psutil.Process, cpu: int) -> None:
+def pin_sender(me: psutil.Process, helper_pids: list[int], cpu: int) -> None:
     """Give the sender process `cpu` and move the helper processes (all their threads) to the other
     CPUs. The sender's own helper threads stay with it: a thread that holds the GIL must not be
     preempted on a busy CPU while the event loop waits for it."""
     others = set(os.sched_getaffinity(0)) - {cpu}
     if others:
-        for child in me.children(recursive=True):
+        for pid in helper_pids:
             try:
-                tids = [t.id for t in child.threads()]
+                tids = [t.id for t in psutil.Process(pid).threads()]
             except psutil.Error:
                 continue
             for tid in tids:
