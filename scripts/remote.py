@@ -8,7 +8,7 @@ files, runs those steps, and combines what they return into the same results doc
 Layout on a host (workdir `~/ct-bench`, or `$CTB_SSH_WORKDIR`):
 
     harness/   scripts/, schemas/, costs.json, requirements.txt, tools/*/go.mod, Trillian's storage.sql
-    venv/      Python venv with the pinned packages the host side imports (pip, stamped)
+    venv/      Python venv with requirements.txt's pins (pip; redone only when the pins change)
     bin/       the pinned binaries from this machine's bin/ (uploaded when their sha256 differs)
     stack/     CTB_STATE_DIR, CTB_PKI_DIR, CTB_RESULTS_DIR of the deployed stack
     loadgen/   the same for a load generator host
@@ -22,9 +22,13 @@ Endpoints: the write/read endpoints bind the address the SSH connection arrived 
 $SSH_CONNECTION), or `$CTB_SSH_BIND_ADDRESS`; everything else stays on the host's loopback.
 
 Every step that can fail checks first: the host must be reachable, authenticate with your keys, be
-in known_hosts, run Linux with Python >= 3.10 and venv, and (for the stack) have MariaDB — which is
-installed only with `--install-mariadb` (or CTB_SSH_INSTALL_MARIADB=1), with root or passwordless sudo.
-A deploy that fails or is interrupted half-way is stopped again on the host.
+in known_hosts, run Linux on this machine's CPU architecture with Python >= 3.10 and venv, and (for the
+stack) have MariaDB — installed only with `--install-mariadb` (or CTB_SSH_INSTALL_MARIADB=1), with root
+or passwordless sudo. A deploy that fails or is interrupted half-way is stopped again on the host.
+
+`inv <step> --target ssh` calls the step functions below; `python -m scripts.remote <step> --host ...`
+does the same without invoke (and takes --install-mariadb). `python -m scripts.remote agent ...` is the
+host side: each agent command writes its JSON answer to --out.
 """
 from __future__ import annotations
 
