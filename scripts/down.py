@@ -6,9 +6,24 @@ file is kept, marked `cleanup_failed`, and the command exits 1 naming what is st
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 
 from scripts import proc, results, state
 from scripts.errors import RunFailed, cli_entry
+
+
+# Components that use no one else's service stop together; a backend stops after everything that uses
+# it (ct_server -> log server -> MariaDB; the signer -> MariaDB). Trillian's signer takes ~10 s to exit
+# and its log server ~5 s (both sleep to "tidy up"): one after the other, down took 15 s.
+STOP_WAVE = {"trillian_log_server": 1, "trillian_log_signer": 1, "mariadb": 2}
+
+
+def stop_waves(st: dict) -> list[list[tuple[str, dict]]]:
+    """The components in waves (pure): each wave newest first, stopped in parallel, waves in order."""
+    waves: dict[int, list[tuple[str, dict]]] = {}
+    for name, rec in state.stop_order(st):
+        waves.setdefault(STOP_WAVE.get(name, 0), []).append((name, rec))
+    return [waves[k] for k in sorted(waves)]
 
 
 def down(*, log=print) -> dict:
@@ -22,11 +37,14 @@ def down(*, log=print) -> dict:
     if st["target"] != "local":
         raise RunFailed(f"down: the deployment is on target {st['target']!r}: run `inv down --target {st['target']}`")
     stopped, left = [], []
-    for name, rec in state.stop_order(st):
-        if proc.stop(rec):
-            stopped.append(name)
-        if proc.alive(rec):
-            left.append(name)
+    for wave in stop_waves(st):
+        with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+            signalled = list(pool.map(lambda item: proc.stop(item[1]), wave))
+        for (name, rec), was_running in zip(wave, signalled):
+            if was_running:
+                stopped.append(name)
+            if proc.alive(rec):
+                left.append(name)
     if left:
         st["cleanup_failed"] = left
         state.save(st)

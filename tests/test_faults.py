@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from scripts import proc
 from tests import faultkit as fk
 
 pytestmark = pytest.mark.faults
@@ -67,39 +68,43 @@ def _inject(env: dict, target: str, system: str, sig: int) -> dict:
     return {"pids": pids, "at": time.monotonic()}
 
 
-@pytest.fixture()
-def stack(tmp_path):
+def _deploy(tmp: Path) -> dict:
     fk.need_binaries()
-    env = fk.make_env(tmp_path)
+    env = fk.make_env(tmp)
     deployed = fk.inv(env, "deploy", timeout=180)
     assert deployed.returncode == 0, deployed.stdout[-1500:] + deployed.stderr[-1500:]
+    return env
+
+
+@pytest.fixture()
+def stack(tmp_path):
+    """A deployment of its own: the case kills one of its components."""
+    env = _deploy(tmp_path)
     yield env
     fk.down(env)
 
 
-# (what, signal, --loadgen): every component killed once under the default (uniform) generator, each
-# generator killed once (the uniform one and an upstream hammer), and two stalls.
-CASES = [
-    ("mariadb", signal.SIGKILL, "uniform"), ("trillian_log_server", signal.SIGKILL, "uniform"),
-    ("trillian_log_signer", signal.SIGKILL, "uniform"), ("ct_server", signal.SIGKILL, "uniform"),
-    ("tesseract", signal.SIGKILL, "uniform"), ("tesseract_static", signal.SIGKILL, "uniform"),
-    ("generator:trillian", signal.SIGKILL, "uniform"), ("generator:tesseract", signal.SIGKILL, "native"),
-    ("ct_server", signal.SIGSTOP, "uniform"), ("tesseract", signal.SIGSTOP, "uniform"),
-]
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory):
+    """One deployment for the cases its components survive (a killed generator, a stall then SIGCONT)."""
+    env = _deploy(tmp_path_factory.mktemp("shared"))
+    ports = fk.ports_of(fk.load_state(env))
+    yield env
+    downed = fk.inv(env, "down", timeout=120)
+    fk.down(env)
+    assert downed.returncode == 0, downed.stderr
+    fk.no_leaks(env)
+    assert not fk.listening(ports), f"ports still listening: {fk.listening(ports)}"
 
 
-@pytest.mark.parametrize("target, sig, loadgen", CASES,
-                         ids=[f"{t}-{signal.Signals(s).name}-{g}" for t, s, g in CASES])
-def test_fault_during_the_measured_window(stack, target, sig, loadgen):
-    env = stack
+def _run_fault(env: dict, target: str, sig: int, loadgen: str) -> tuple[str, str]:
+    """hammer both systems, inject the fault, check exit code, results and README; (system, victim)."""
     system = target.split(":")[1] if target.startswith("generator:") else SYSTEM_OF[target]
     victim = "generator" if target.startswith("generator:") else target
-    st = fk.load_state(env)
-    ports = fk.ports_of(st)
     run = fk.inv_bg(env, "hammer", "--qps", QPS, "--warmup", WARMUP, "--duration", DURATION, "--loadgen", loadgen)
     try:
         injected = _inject(env, victim, system, sig)
-        out, err = run.communicate(timeout=HAMMER_DEADLINE_S)
+        out, err = run.communicate(timeout=HAMMER_DEADLINE_S)  # a stall must fire a deadline, not hang
     finally:
         if run.poll() is None:
             run.kill()
@@ -117,23 +122,59 @@ def test_fault_during_the_measured_window(stack, target, sig, loadgen):
         assert victim in res["reason"], res["reason"]
     if sig == signal.SIGSTOP:
         assert "stalled" in res["reason"], res["reason"]
+        for pid in injected["pids"]:
+            os.kill(pid, signal.SIGCONT)  # the operator resumes it; the deployment lives on
     assert other["status"] == "ok" and other["qps"] > 0, other
 
     report = fk.inv(env, "report")
     assert report.returncode == 0, report.stderr
     readme = Path(env["CTB_README"]).read_text()
     row = next(line for line in readme.splitlines() if line.startswith(f"| {system} |"))
-    assert "**failed**" in row and victim.split(":")[0] in row.replace("\\_", "_") or "load generator" in row, row
+    assert "**failed**" in row and (victim in row if victim != "generator" else "load generator" in row), row
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "—", row   # no sustained QPS published
     other_row = next(line for line in readme.splitlines() if line.startswith(f"| {OTHER[system]} |"))
     assert "| ok" in other_row
+    return system, victim
 
+
+# Every component killed once, under the default (uniform) generator.
+KILLS = ["mariadb", "trillian_log_server", "trillian_log_signer", "ct_server", "tesseract", "tesseract_static"]
+
+
+@pytest.mark.parametrize("target", KILLS)
+def test_component_killed_during_the_measured_window(stack, target):
+    env = stack
+    ports = fk.ports_of(fk.load_state(env))
+    _run_fault(env, target, signal.SIGKILL, "uniform")
     downed = fk.inv(env, "down", timeout=120)
     assert downed.returncode == 0, downed.stderr
     fk.no_leaks(env)
     assert not fk.listening(ports), f"ports still listening: {fk.listening(ports)}"
     assert not fk.state_file(env).exists()
+
+
+# Each generator killed once (the uniform one and an upstream hammer), and two stalls: the components
+# survive these, so they share one deployment.
+SURVIVED = [("generator:trillian", signal.SIGKILL, "uniform"), ("generator:tesseract", signal.SIGKILL, "native"),
+            ("ct_server", signal.SIGSTOP, "uniform"), ("tesseract", signal.SIGSTOP, "uniform")]
+
+
+@pytest.mark.parametrize("target, sig, loadgen", SURVIVED,
+                         ids=[f"{t}-{signal.Signals(s).name}-{g}" for t, s, g in SURVIVED])
+def test_generator_killed_or_component_stalled(shared_stack, target, sig, loadgen):
+    env = shared_stack
+    _run_fault(env, target, sig, loadgen)
+    st = fk.load_state(env)
+    dead = [n for n, rec in st["components"].items() if not proc.alive(rec) or proc.stalled(rec)]
+    assert not dead, f"components not running after the case: {dead}"
+    # Nothing but the deployment's own processes is left (no generator, no generator helper).
+    own = set()
+    for rec in st["components"].values():
+        p = psutil.Process(rec["pid"])
+        own |= {p.pid} | {c.pid for c in p.children(recursive=True)}
+    fk.wait_until("the generator's processes to be gone",
+                  lambda: not [x for x in fk.leaked(env) if int(x.rsplit("[", 1)[1].rstrip("]")) not in own], 15, 0.3)
 
 
 def test_teardown_failure_keeps_results_and_says_cleanup_failed(tmp_path, monkeypatch):
@@ -189,3 +230,11 @@ def test_teardown_failure_keeps_results_and_says_cleanup_failed(tmp_path, monkey
     monkeypatch.setattr(paths, "STATE_DIR", tmp_path / "state")
     assert down.down(log=lambda *a: None)["left"] == []
     assert not (tmp_path / "state" / "state.json").exists()
+
+
+def test_down_stops_peers_together_and_backends_last():
+    from scripts import down
+    st = {"components": {n: {"pid": i, "seq": i} for i, n in enumerate(fk.COMPONENTS)}}
+    waves = [[name for name, _ in wave] for wave in down.stop_waves(st)]
+    assert waves == [["tesseract_static", "tesseract", "ct_server"],
+                     ["trillian_log_signer", "trillian_log_server"], ["mariadb"]]
