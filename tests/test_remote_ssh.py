@@ -57,6 +57,8 @@ def env(lab, tmp_path_factory):
     # from the test's workdir (those pids were started by this test; the path is unique to it).
     subprocess.run([INV, "down", "--target", "ssh"], env=values, cwd=paths.REPO, capture_output=True, timeout=180)
     _stop_started_under(top)
+    for bulky in ("bin", "venv"):  # ~0.5 GB of copies; the hosts' logs and state stay for a post-mortem
+        shutil.rmtree(top / "hosts" / bulky, ignore_errors=True)
 
 
 def _stop_started_under(top: Path) -> None:
