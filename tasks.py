@@ -80,6 +80,7 @@ HELP = {
     "project": "gke target: Google Cloud project id (default: $GOOGLE_CLOUD_PROJECT)",
     "region": "gke target: region",
     "dry_run": "print what would be done, change nothing",
+    "install_mariadb": "ssh target: apt-get install MariaDB on the host when it is missing (needs root or sudo)",
     "results": "results JSON or run directory (default: results/latest)",
     "find_max": "raise the offered rate per system until the log stops keeping up; report the maximum sustainable QPS",
     "qps_levels": "sweep offered rates: e.g. 50,100,200, or auto (0.5x, 1x, 2x, 4x --qps)",
@@ -153,12 +154,14 @@ def _dispatch(settings: config.Settings):
     return None
 
 
-def _opts(settings: config.Settings, *, tiers: str | None = None, duration_given: bool = False) -> dict:
+def _opts(settings: config.Settings, *, tiers: str | None = None, duration_given: bool = False,
+          install_mariadb: bool = False) -> dict:
     """The plain dict the gke/ssh modules take."""
     from scripts import paths
     d = settings.as_dict()
     d["tiers"] = config.parse_tiers(tiers) if tiers else [settings.tier]
     d["run_dir"] = paths.RESULTS_DIR
+    d["install_mariadb"] = install_mariadb
     d["duration_explicit"] = duration_given  # gke's default window is 900 s unless --duration was given
     return d
 
@@ -180,13 +183,14 @@ def bootstrap(c, target=None, dry_run=False):
 
 
 @step()
-def deploy(c, target=None, systems=None, tier=None, project=None, region=None, host=None, dry_run=False, tiers=None):
+def deploy(c, target=None, systems=None, tier=None, project=None, region=None, host=None, dry_run=False, tiers=None,
+           install_mariadb=False):
     """Start both logs (local: MariaDB, Trillian, CTFE, TesseraCT on 127.0.0.1) and record their state."""
     s = _settings(c, target=target, systems=systems, tier=tier, project=project, region=region, host=host,
                   dry_run=dry_run)
     module = _dispatch(s)
     if module is not None:
-        module.deploy(_opts(s, tiers=tiers))
+        module.deploy(_opts(s, tiers=tiers, install_mariadb=install_mariadb))
         return
     from scripts import deploy as mod
     st = mod.deploy(s)
@@ -287,14 +291,14 @@ def down(c, target=None, tier=None, project=None, host=None, dry_run=False, tier
 @step()
 def ci(c, target=None, systems=None, tier=None, qps=None, duration=None, warmup=None, loadgen=None,
        max_in_flight=None, repeats=None, project=None, host=None, loadgen_host=None, dry_run=False, find_max=False,
-       qps_levels=None, tiers=None):
+       qps_levels=None, tiers=None, install_mariadb=False):
     """deploy -> bench -> report, with down always run; non-zero exit when any system failed."""
     s = _settings(c, target=target, systems=systems, tier=tier, qps=qps, duration=duration, warmup=warmup,
                   loadgen=loadgen, max_in_flight=max_in_flight, repeats=repeats, project=project, host=host,
                   loadgen_host=loadgen_host, dry_run=dry_run, find_max=find_max, qps_levels=qps_levels)
     module = _dispatch(s)
     if module is not None and hasattr(module, "ci"):
-        module.ci(_opts(s, tiers=tiers, duration_given=duration is not None))
+        module.ci(_opts(s, tiers=tiers, duration_given=duration is not None, install_mariadb=install_mariadb))
         return
     from scripts import bench as bench_mod, deploy as deploy_mod, down as down_mod, update_readme as report_mod
     from scripts import results as results_mod
