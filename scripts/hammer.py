@@ -352,7 +352,10 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
         # Generator processes an interrupt caught before the Generator recorded them.
         proc.stop_strays(children_before, [rec["pid"] for rec in gen.procs.values()] if gen else [])
         if gen is not None:
-            gen.stop(window_completed="window_end" in obs and not obs.get("error"))
+            # Let the generator finish its own schedule only after a clean window: after a stall its requests
+            # hang until they time out (a TesseraCT stopped at the window's end held the run ~40 s).
+            gen.stop(window_completed="window_end" in obs and not obs.get("error")
+                     and not obs.get("stalled_components"))
             obs["generator_exit_codes"] = obs.get("generator_exit_codes") or gen.exit_codes
             _read_generator_result(gen, obs)
         sampler.stop()

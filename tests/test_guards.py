@@ -80,13 +80,14 @@ def rig(tmp_path, monkeypatch):
     monkeypatch.setattr(hammer, "DRAIN_QUIET_S", 0.5)
     monkeypatch.setattr(hammer, "DRAIN_DEADLINE_S", 1.5)
 
-    def use(log: Log, generator_cmd: list[str]):
+    def use(log: Log, generator_cmd: list[str], finish_deadline_s: float = 0.0):
         monkeypatch.setattr(ctclient.requests, "Session", lambda: FakeSession(log))
 
         def starter(st_, settings, run_dir, budget):
             rec = proc.spawn("fake_gen", generator_cmd, log_path=tmp_path / "fake_gen.log")
             spawned.append(rec)
-            return hammer.Generator("native", "scripted generator", {"fake_gen": rec}, {}, settings.qps)
+            return hammer.Generator("native", "scripted generator", {"fake_gen": rec}, {}, settings.qps,
+                                    finish_deadline_s=finish_deadline_s)
         monkeypatch.setitem(hammer.STARTERS, ("native", "trillian"), starter)
 
     def run():
@@ -269,3 +270,17 @@ def test_component_stalled_briefly_inside_the_window_fails_the_run(rig):
     obs = rig["run"]()
     assert_failed(obs, "component stalled", "fake_log")
     assert "window_end" in obs  # not the deadline: the window completed, and still no number
+
+
+def test_stall_at_the_window_end_does_not_wait_for_the_generator(rig):
+    # The uniform generator is normally given time to finish its schedule after a clean window; after a
+    # stall its requests hang until they time out, and the run sat there (~40 s in the fault matrix).
+    rig["use"](Log(rig["key"], growing(40)), ["sleep", "60"], finish_deadline_s=30)
+    pid = rig["comp"]["pid"]
+    threading.Timer(WARMUP + DURATION - 0.8, lambda: os.kill(pid, signal.SIGSTOP)).start()
+    try:
+        obs = rig["run"]()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert_failed(obs, "component stalled", "fake_log")
+    assert obs["_wall"] < WARMUP + DURATION + 8, obs["_wall"]
