@@ -324,12 +324,13 @@ def deploy(settings: config.Settings, *, log=print) -> dict:
             log(f"deploy: starting {system} ...")
             getattr(dep, system)()
     except BaseException as exc:
-        left = dep.stop_all()
-        if left:
-            dep.state["cleanup_failed"] = left
-            state.save(dep.state)
-        else:
-            state.remove()
+        with proc.signals_deferred():
+            left = dep.stop_all()
+            if left:
+                dep.state["cleanup_failed"] = left
+                state.save(dep.state)
+            else:
+                state.remove()
         if isinstance(exc, (KeyboardInterrupt,)):
             raise
         if isinstance(exc, RunFailed | BadInput):

@@ -36,6 +36,11 @@ def down(*, log=print) -> dict:
         return {"stopped": [], "left": []}
     if st["target"] != "local":
         raise RunFailed(f"down: the deployment is on target {st['target']!r}: run `inv down --target {st['target']}`")
+    with proc.signals_deferred():
+        return _stop_everything(st, log)
+
+
+def _stop_everything(st: dict, log) -> dict:
     stopped, left = [], []
     for wave in stop_waves(st):
         with ThreadPoolExecutor(max_workers=len(wave)) as pool:

@@ -349,16 +349,17 @@ def measure(st: dict, system: str, settings: config.Settings, run_dir: Path, *, 
         obs["error"] = str(exc)
     finally:
         bar.close()
-        # Generator processes an interrupt caught before the Generator recorded them.
-        proc.stop_strays(children_before, [rec["pid"] for rec in gen.procs.values()] if gen else [])
-        if gen is not None:
-            # Let the generator finish its own schedule only after a clean window: after a stall its requests
-            # hang until they time out (a TesseraCT stopped at the window's end held the run ~40 s).
-            gen.stop(window_completed="window_end" in obs and not obs.get("error")
-                     and not obs.get("stalled_components"))
-            obs["generator_exit_codes"] = obs.get("generator_exit_codes") or gen.exit_codes
-            _read_generator_result(gen, obs)
-        sampler.stop()
+        with proc.signals_deferred():  # a second Ctrl-C must not leave the generator running
+            # Generator processes an interrupt caught before the Generator recorded them.
+            proc.stop_strays(children_before, [rec["pid"] for rec in gen.procs.values()] if gen else [])
+            if gen is not None:
+                # Let the generator finish its own schedule only after a clean window: after a stall its
+                # requests hang until they time out (a TesseraCT stopped at the window's end held the run ~40 s).
+                gen.stop(window_completed="window_end" in obs and not obs.get("error")
+                         and not obs.get("stalled_components"))
+                obs["generator_exit_codes"] = obs.get("generator_exit_codes") or gen.exit_codes
+                _read_generator_result(gen, obs)
+            sampler.stop()
     obs["final_tree_size"] = _drain(reader, obs)
     if "tree_size_window_end" in obs and obs["final_tree_size"] is not None and not (gen and gen.finish_deadline_s):
         # Only meaningful when the load stopped at the window's end (native generators); the uniform

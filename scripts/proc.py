@@ -10,15 +10,17 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import psutil
 
@@ -103,6 +105,26 @@ def spawn(name: str, cmd: list[str], *, log_path: Path, env: Mapping[str, str] |
 
 
 _CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a teardown runs and deliver them when it is done: a second Ctrl-C (Trillian
+    takes ~10 s to stop) must not abort the cleanup half-way and leave the rest running. Python runs signal
+    handlers in the main thread only, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            os.kill(os.getpid(), caught[0])  # now, to the handler that was in place
 
 
 def spawned() -> set[int]:

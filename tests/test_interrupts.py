@@ -352,3 +352,25 @@ def test_interrupt_while_starting_the_generator_leaves_nothing(rig, monkeypatch)
 def hammer_starters():
     from scripts import hammer
     return hammer.STARTERS
+
+
+@pytest.mark.faults
+def test_second_interrupt_during_cleanup_does_not_abort_it(tmp_path):
+    """An impatient second Ctrl-C while deploy tears down what it started (Trillian takes ~15 s to stop)."""
+    fk.need_binaries()
+    env = fk.make_env(tmp_path)
+    run = fk.inv_bg(env, "deploy", "--systems", "trillian")
+    try:
+        fk.wait_until("the signer to be up", lambda: fk.state_file(env).exists()
+                      and "ct_server" in fk.load_state(env)["components"], 120, 0.02)
+        ports = fk.ports_of(fk.load_state(env))
+        run.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # cleanup under way: the signer is tidying up
+        out, err = _interrupt(run, signal.SIGINT)
+        assert run.returncode == 130, err[-2000:]
+        assert "Traceback" not in err, err[-3000:]
+        assert not fk.leaked(env), f"cleanup aborted, left running: {fk.leaked(env)}"  # at once: it said so
+        assert not fk.listening(ports)
+        assert not fk.state_file(env).exists()
+    finally:
+        fk.down(env)
