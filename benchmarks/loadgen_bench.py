@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
+import psutil  # noqa: E402
+
 from scripts import proc  # noqa: E402
 from scripts.errors import RunFailed, cli_entry  # noqa: E402
 from scripts.loadgen import LoadSpec, run  # noqa: E402
@@ -132,6 +134,21 @@ def start_nginx(workdir: Path, body: str, others: list[int]) -> tuple[dict, int]
     set_autogroup_nice(rec["pid"], os.getpriority(os.PRIO_PROCESS, 0))  # its own session: same footing
     proc.wait_for("nginx", lambda: proc.port_open(port), deadline_s=10, watch=rec)
     return rec, port
+
+
+def stop_nginx(rec: dict, workdir: Path) -> None:
+    """proc.stop, then make sure: the responder is identified by its private config path, so a pid
+    whose recorded start time no longer matches (seen on this machine) is still stopped."""
+    proc.stop(rec, grace=5)
+    try:
+        master = psutil.Process(rec["pid"])
+        if str(workdir) in " ".join(master.cmdline()):
+            group = [master] + master.children(recursive=True)
+            for p in group:
+                p.kill()
+            psutil.wait_procs(group, timeout=5)
+    except psutil.Error:
+        pass
 
 
 def set_autogroup_nice(pid: int | str, nice: int) -> None:
@@ -281,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 args.out.write_text(json.dumps(figures, indent=2) + "\n")
         finally:
-            proc.stop(rec, grace=5)
+            stop_nginx(rec, work)
     return 0
 
 
