@@ -101,7 +101,8 @@ def spawn(name: str, cmd: list[str], *, log_path: Path, env: Mapping[str, str] |
         started = psutil.Process(child.pid).create_time()
     except psutil.NoSuchProcess:
         started = 0.0
-    return {"name": name, "pid": child.pid, "create_time": started, "cmd": shown, "log": str(log_path)}
+    return {"name": name, "pid": child.pid, "create_time": started, "start_ticks": start_ticks(child.pid),
+            "cmd": shown, "log": str(log_path)}
 
 
 _CHILDREN: dict[int, subprocess.Popen] = {}
@@ -143,15 +144,41 @@ def stop_strays(since: set[int], recorded: Iterable[int] = ()) -> list[int]:
                 born = psutil.Process(pid).create_time()
             except psutil.Error:
                 continue
-            stop({"name": f"pid {pid}", "pid": pid, "create_time": born}, grace=5)
+            stop({"name": f"pid {pid}", "pid": pid, "create_time": born, "start_ticks": start_ticks(pid)}, grace=5)
             strays.append(pid)
     return strays
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (/proc/PID/stat field 22): unlike psutil's
+    create_time (boot time + ticks, with boot time derived from the wall clock) it does not move when the
+    wall clock is stepped. None where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def same_process(p: psutil.Process, rec: Mapping) -> bool:
+    """Is `p` the process `rec` recorded, and not a later one that got its pid? Compared on start ticks when
+    both are known: a wall-clock step (NTP, a resumed VM) shifted every create_time here by 18 s, and the
+    harness then took every live component for dead (runs failed, down deleted the state and stopped
+    nothing)."""
+    if rec.get("start_ticks") is not None:
+        ticks = start_ticks(p.pid)
+        if ticks is not None:
+            return ticks == int(rec["start_ticks"])
+    if rec.get("create_time"):
+        return abs(p.create_time() - float(rec["create_time"])) <= 0.05
+    return True
 
 
 def _process(rec: Mapping) -> psutil.Process | None:
     try:
         proc = psutil.Process(int(rec["pid"]))
-        if rec.get("create_time") and abs(proc.create_time() - float(rec["create_time"])) > 0.05:
+        if not same_process(proc, rec):
             return None  # the pid was recycled: not ours
         if proc.status() == psutil.STATUS_ZOMBIE:
             child = _CHILDREN.get(proc.pid)
@@ -238,12 +265,13 @@ def _group_leftovers(rec: Mapping) -> list[psutil.Process]:
     pgid is its pid) after that process died: never someone else's group after a pid was recycled."""
     try:
         pgid, born = int(rec["pid"]), float(rec.get("create_time") or 0)
+        born_ticks = None if rec.get("start_ticks") is None else int(rec["start_ticks"])
     except (KeyError, TypeError, ValueError):
         return []
-    if not born:
+    if not born and born_ticks is None:
         return []
     try:
-        if abs(psutil.Process(pgid).create_time() - born) > 0.05:
+        if not same_process(psutil.Process(pgid), rec):
             return []  # the pid now belongs to another process: so does any group of that number
     except psutil.NoSuchProcess:
         pass  # Linux does not reuse a pid while a group of that number has members: they are ours
@@ -252,7 +280,10 @@ def _group_leftovers(rec: Mapping) -> list[psutil.Process]:
     out = []
     for p in psutil.process_iter():
         try:
-            if os.getpgid(p.pid) == pgid and p.create_time() >= born - 0.05 and p.status() != psutil.STATUS_ZOMBIE:
+            if os.getpgid(p.pid) != pgid or p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            ticks = start_ticks(p.pid)
+            if (ticks >= born_ticks) if (ticks is not None and born_ticks is not None) else (p.create_time() >= born - 0.05):
                 out.append(p)
         except (OSError, psutil.Error):
             continue

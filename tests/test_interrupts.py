@@ -374,3 +374,19 @@ def test_second_interrupt_during_cleanup_does_not_abort_it(tmp_path):
         assert not fk.state_file(env).exists()
     finally:
         fk.down(env)
+
+
+def test_a_wall_clock_step_does_not_make_live_components_look_dead(tmp_path, monkeypatch):
+    # Seen on this machine: the clock stepped ~18 s, psutil's create_time of every process moved with it,
+    # every component "died during the run", and down deleted the state file and stopped nothing.
+    rec = proc.spawn("steady", ["sleep", "300"], log_path=tmp_path / "steady.log")
+    try:
+        real = psutil.Process.create_time
+        monkeypatch.setattr(psutil.Process, "create_time", lambda self: real(self) + 18.0)
+        assert proc.alive(rec)
+        assert proc.tree(rec)
+        monkeypatch.undo()
+        assert proc.stop(rec, grace=3) and not proc.alive(rec)
+    finally:
+        monkeypatch.undo()
+        proc.stop(rec, grace=2)

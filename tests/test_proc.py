@@ -45,7 +45,7 @@ def test_spawn_stop_kills_the_whole_process_group(tmp_path):
 
 def test_recycled_pid_is_not_ours(tmp_path):
     rec = proc.spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(30)"], log_path=tmp_path / "s.log")
-    fake = {**rec, "create_time": rec["create_time"] - 1000}
+    fake = {**rec, "create_time": rec["create_time"] - 1000, "start_ticks": rec["start_ticks"] - 100_000}
     assert not proc.alive(fake)
     assert proc.stop(fake) is False and proc.alive(rec)
     proc.stop(rec)
