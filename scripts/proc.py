@@ -46,9 +46,10 @@ def run(cmd: list[str], *, timeout: float, env: Mapping[str, str] | None = None,
     log.info("run: %s", shown)
     full_env = None if env is None else {**os.environ, **env}
     try:
-        child = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 stdin=subprocess.PIPE if input is not None else None, env=full_env, cwd=cwd,
-                                 start_new_session=True)
+        with signals_deferred():  # an interrupt inside Popen would orphan the child: deliver it after
+            child = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, stdin=subprocess.PIPE if input is not None else None, env=full_env,
+                                     cwd=cwd, start_new_session=True)
     except FileNotFoundError:
         raise RunFailed(f"program not found: {cmd[0]}") from None
     try:
@@ -89,14 +90,17 @@ def spawn(name: str, cmd: list[str], *, log_path: Path, env: Mapping[str, str] |
     with open(log_path, "ab") as out:
         out.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} start: {shown}\n".encode())
         out.flush()
-        try:
-            child = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=full_env, cwd=cwd, start_new_session=True)
-        except FileNotFoundError:
-            raise RunFailed(f"{name}: program not found: {cmd[0]}") from None
-    # Keep the Popen object reachable so the exit status is collected (no zombies) while we live, and
-    # first thing: an interrupt from here on can still find the child through stop_strays().
-    _CHILDREN[child.pid] = child
+        # An interrupt inside Popen (after the fork, before it returns) would lose the child's pid: hold it
+        # until the child is registered, where stop_strays() can find it. (Python-level handlers are not
+        # inherited: the child starts with default signal actions.)
+        with signals_deferred():
+            try:
+                child = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=full_env, cwd=cwd, start_new_session=True)
+            except FileNotFoundError:
+                raise RunFailed(f"{name}: program not found: {cmd[0]}") from None
+            # Keep the Popen object reachable so the exit status is collected (no zombies) while we live.
+            _CHILDREN[child.pid] = child
     try:
         started = psutil.Process(child.pid).create_time()
     except psutil.NoSuchProcess:

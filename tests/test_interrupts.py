@@ -252,10 +252,13 @@ def test_interrupt_report(stack, sig, tmp_path):
         run = fk.inv_bg(env, "report", "--results", str(results_file))
         time.sleep(delay)
         out, err = _interrupt(run, sig)
-        assert run.returncode in (0, 130), err
+        # -2/-15: the signal beat the interpreter to loading the harness (it has no handler yet: the first
+        # few hundred ms, more on a loaded machine); nothing was started or written, which is checked below.
+        assert run.returncode in (0, 130, -signal.SIGINT, -signal.SIGTERM), err
+        if run.returncode < 0:
+            assert readme.read_bytes() == old
         if run.returncode == 130:
             _assert_interrupted(run, err)
-            assert readme.read_bytes() == old or "ok_native" not in err
         text = readme.read_text()
         assert text.count("<!-- BENCHMARK-RESULTS-START -->") == 1 and text.count("<!-- BENCHMARK-RESULTS-END -->") == 1
         assert readme.read_bytes() == old or b"Run `20" in readme.read_bytes()
