@@ -252,11 +252,10 @@ def test_interrupt_report(stack, sig, tmp_path):
         run = fk.inv_bg(env, "report", "--results", str(results_file))
         time.sleep(delay)
         out, err = _interrupt(run, sig)
-        # -2/-15: the signal beat the interpreter to loading the harness (it has no handler yet: the first
-        # few hundred ms, more on a loaded machine); nothing was started or written, which is checked below.
+        # -2/-15: the signal came while no handler of the harness was installed: before the interpreter
+        # loaded it (the first few hundred ms, more on a loaded machine) or during interpreter shutdown
+        # after the work was done. Either way the README is the old or the complete new one (below).
         assert run.returncode in (0, 130, -signal.SIGINT, -signal.SIGTERM), err
-        if run.returncode < 0:
-            assert readme.read_bytes() == old
         if run.returncode == 130:
             _assert_interrupted(run, err)
         text = readme.read_text()
