@@ -12,10 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
-from scripts import bootstrap, paths
+from scripts import bootstrap, paths, proc
 
 pytestmark = pytest.mark.integration
 REPO = paths.REPO
@@ -44,17 +43,13 @@ def inv(env, *args, timeout=600):
     return subprocess.run([*INV, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _pids(state_file: Path) -> dict[str, tuple[int, float]]:
-    st = json.loads(state_file.read_text())
-    return {n: (c["pid"], c["create_time"]) for n, c in st["components"].items()}
+def _pids(state_file: Path) -> dict[str, dict]:
+    return json.loads(state_file.read_text())["components"]
 
 
-def _alive(pid: int, created: float) -> bool:
-    try:
-        p = psutil.Process(pid)
-        return abs(p.create_time() - created) < 0.05 and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+def _alive(rec: dict) -> bool:
+    # proc.alive identifies a process by its start time since boot (robust to wall-clock steps).
+    return proc.alive(rec)
 
 
 def test_deploy_smoke_bench_report_down(stack_env):
@@ -102,7 +97,7 @@ def test_deploy_smoke_bench_report_down(stack_env):
 
     down = inv(env, "down")
     assert down.returncode == 0, down.stderr
-    assert not any(_alive(*p) for p in pids.values())
+    assert not any(_alive(rec) for rec in pids.values())
     assert not (tmp / "state" / "state.json").exists()
     assert inv(env, "down").returncode == 0          # safe to run twice
     assert inv(env, "smoke").returncode == 2         # nothing deployed: bad usage
