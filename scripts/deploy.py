@@ -33,6 +33,11 @@ BIND_ADDRESS = os.environ.get("CTB_BIND_ADDRESS") or "127.0.0.1"
 
 # Knobs that decide throughput; recorded with every result (upstream.md).
 SIGNER_FLAGS = {"sequencer_interval": "100ms", "batch_size": "1000", "num_sequencers": "10"}
+# Trillian's MySQL pool is unbounded by default: under load the log server opened connections until
+# MariaDB refused them ("Error 1040: Too many connections" -> CTFE HTTP 500). Bound the pools (queries
+# queue in the pool instead) and give MariaDB room for both.
+MYSQL_POOL_FLAGS = {"mysql_max_conns": "100", "mysql_max_idle_conns": "20"}
+MARIADB_MAX_CONNECTIONS = "1000"
 TESSERACT_FLAGS = {"checkpoint_interval": "1500ms", "batch_max_size": "256", "batch_max_age": "250ms",
                    "pushback_max_outstanding": "4096", "enable_publication_awaiter": "true",
                    "rate_limit_old_not_before": "", "inmemory_antispam_cache_size": "256k"}
@@ -159,7 +164,7 @@ class Deployment:
         port = proc.free_port()
         flags = {"datadir": str(datadir), "user": user, "port": str(port), "bind-address": "127.0.0.1",
                  "socket": str(sock), "pid-file": str(base / "mysqld.pid"), "skip-name-resolve": "1",
-                 "max-connections": "500"}
+                 "max-connections": MARIADB_MAX_CONNECTIONS}
         rec = self._spawn("mariadb", "trillian", [progs["server"], "--no-defaults", *_flags(flags)],
                           flags=flags, ports={"sql": port})
         client = [progs["client"], "--no-defaults", "--protocol=socket", f"--socket={sock}", "-uroot"]
@@ -199,7 +204,7 @@ class Deployment:
         fd = os.open(flag_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(f"--mysql_uri='{uri}'\n")
-        common = {"storage_system": "mysql", "quota_system": "mysql", "config": str(flag_file)}
+        common = {"storage_system": "mysql", "quota_system": "mysql", "config": str(flag_file), **MYSQL_POOL_FLAGS}
         shown = {"mysql_uri": uri}  # recorded (masked) with the flags, for provenance
         ports = {name: proc.free_port() for name in ("server_rpc", "server_http", "signer_rpc", "signer_http",
                                                     "ctfe_http", "ctfe_metrics")}
@@ -249,7 +254,8 @@ class Deployment:
             "accepted_counter": {"url": f"http://127.0.0.1:{ports['ctfe_metrics']}/metrics", "metric": "http_rsps",
                                  "labels": {"ep": "AddChain", "rc": "200"}},
             "components": ["mariadb", "trillian_log_server", "trillian_log_signer", "ct_server"],
-            "knobs": {"signer": dict(SIGNER_FLAGS), "quota_system": "mysql (max_unsequenced_rows default 500000)"},
+            "knobs": {"signer": dict(SIGNER_FLAGS), "mysql_pool": dict(MYSQL_POOL_FLAGS),
+                      "mariadb_max_connections": MARIADB_MAX_CONNECTIONS, "quota_system": "mysql (max_unsequenced_rows default 500000)"},
         }
         state.save(self.state)
 
