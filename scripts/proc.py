@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 import psutil
 
-from scripts.errors import RunFailed
+from scripts.errors import Interrupted, RunFailed
 
 log = logging.getLogger("ctbench.proc")
 MASK = "****"
@@ -340,6 +340,8 @@ def wait_for(what: str, condition: Callable[[], object], *, deadline_s: float, i
             value = condition()
             if value:
                 return value
+        except Interrupted:
+            raise  # SIGTERM arrives as an exception: never swallow it as "not ready yet"
         except Exception as exc:  # noqa: BLE001 - the condition's failure is the diagnosis
             last_error = " ".join(str(exc).split())[:200]
         if watch is not None and not alive(watch):

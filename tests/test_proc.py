@@ -70,3 +70,14 @@ def test_wait_for_deadline_reports_last_error():
 def test_free_port_is_bindable_on_loopback():
     port = proc.free_port()
     assert 1024 < port < 65536 and not proc.port_open(port)
+
+
+def test_wait_for_never_swallows_an_interrupt():
+    # SIGTERM is raised as Interrupted inside whatever runs; a readiness poll must not treat it as
+    # "not ready yet" and carry on deploying (seen: deploy exited 0 after SIGTERM during MariaDB start-up).
+    from scripts.errors import Interrupted
+
+    def condition():
+        raise Interrupted("terminated (SIGTERM)")
+    with pytest.raises(Interrupted):
+        proc.wait_for("anything", condition, deadline_s=5, interval=0.01)
