@@ -12,7 +12,7 @@ import statistics
 from typing import Any
 
 from scripts import charts, config, hammer, results, smoke, state, sweep
-from scripts.errors import HarnessError, Interrupted, RunFailed, cli_entry, one_line
+from scripts.errors import Interrupted, RunFailed, cli_entry, one_line
 
 
 def smoke_phase(settings: config.Settings, *, log=print) -> dict[str, dict]:
@@ -26,6 +26,17 @@ def smoke_phase(settings: config.Settings, *, log=print) -> dict[str, dict]:
             log(f"smoke {system}: FAILED — {one_line(exc)}")
             out[system] = {"ok": False, "reason": f"smoke failed: {one_line(exc)}"}
     return out
+
+
+def record_system(doc: dict[str, Any], samples: dict[str, Any], system: str, obs: dict[str, Any],
+                  smoke_result: dict | None) -> None:
+    """Publish one system's observations (with its smoke result) into the run and save it."""
+    entry = results.system_entry(obs)
+    if smoke_result is not None:
+        entry["smoke"] = {k: v for k, v in smoke_result.items() if k != "ok"}
+    doc["systems"][system] = entry
+    samples[system] = obs.get("samples", {})
+    results.save(doc, samples=samples)
 
 
 def hammer_phase(settings: config.Settings, *, smoke_results: dict[str, dict] | None = None, log=print,
@@ -61,13 +72,7 @@ def hammer_phase(settings: config.Settings, *, smoke_results: dict[str, dict] | 
                 runs.append(hammer.hammer(st, one, results.run_dir(doc), log=log, progress=progress)[system])
                 if runs[-1]["status"] != "ok":
                     break
-            obs = combine_repeats(runs, settings.repeats)
-            entry = results.system_entry(obs)
-            if sm is not None:
-                entry["smoke"] = {k: v for k, v in sm.items() if k != "ok"}
-            doc["systems"][system] = entry
-            samples[system] = obs.get("samples", {})
-            results.save(doc, samples=samples)
+            record_system(doc, samples, system, combine_repeats(runs, settings.repeats), sm)
     except (KeyboardInterrupt, Interrupted):
         results.finish(doc, interrupted=True)
         results.save(doc, samples=samples)

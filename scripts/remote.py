@@ -538,14 +538,7 @@ def write_json(path: Path, doc: Any) -> None:
 def write_private(path: Path, text: str) -> None:
     """Atomically, mode 0600 from the start (a state copy holds the database password)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    results.write_atomic(path, text)
 
 
 def _settings(opts: dict[str, Any]) -> config.Settings:
@@ -896,12 +889,7 @@ def run_bench(opts: dict[str, Any], *, log=print) -> dict[str, Any]:
                     f"warmup {settings.warmup:g}s, window {settings.duration:g}s")
                 obs = _measure_repeats(stack, load, state_file, settings_file, system, settings, st, doc["run_id"],
                                        log=log)
-                entry = results.system_entry(obs)
-                if sm is not None:
-                    entry["smoke"] = {k: v for k, v in sm.items() if k != "ok"}
-                doc["systems"][system] = entry
-                samples[system] = obs.get("samples", {})
-                results.save(doc, samples=samples)
+                bench_mod.record_system(doc, samples, system, obs, sm)
                 log(f"hammer {system}: " + (f"{obs['qps']:.1f} entries/s integrated; limited by {obs['limited_by']}"
                                             if obs["status"] == "ok" else f"FAILED — {obs['reason']}"))
         except (KeyboardInterrupt, Interrupted):

@@ -121,9 +121,9 @@ def save(doc: dict[str, Any], *, samples: dict[str, Any] | None = None) -> Path:
     validate(doc, "results (about to be written)")
     directory = run_dir(doc)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / RESULTS_NAME, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_atomic(directory / RESULTS_NAME, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     if samples is not None:
-        _atomic_write(directory / "samples.json", json.dumps(samples) + "\n")
+        write_atomic(directory / "samples.json", json.dumps(samples) + "\n")
     latest = paths.RESULTS_DIR / "latest"
     tmp = paths.RESULTS_DIR / f".latest-{os.getpid()}"
     tmp.unlink(missing_ok=True)
@@ -132,10 +132,14 @@ def save(doc: dict[str, Any], *, samples: dict[str, Any] | None = None) -> Path:
     return directory / RESULTS_NAME
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Write via a temp file in the same directory and rename: readers never see half a file.
+    The file has `mode` from before its content is written (mkstemp creates it 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "w") as fh:
+            if mode != 0o600:
+                os.fchmod(fh.fileno(), mode)
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:

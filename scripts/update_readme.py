@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -188,18 +187,6 @@ def splice(readme: str, block: str) -> str:
     return readme[: start + len(START)] + "\n" + block.strip() + "\n" + readme[end:]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update_readme(doc: dict[str, Any], readme: Path | None = None) -> Path:
     readme = readme or paths.README
     try:
@@ -208,7 +195,7 @@ def update_readme(doc: dict[str, Any], readme: Path | None = None) -> Path:
         raise BadInput(f"cannot read {readme} ({exc.strerror or exc})") from None
     new = splice(current, render(README_TEMPLATE, doc, chart_prefix=chart_dir(doc, readme)))
     if new != current:
-        write_atomic(readme, new)
+        results.write_atomic(readme, new, mode=0o644)
     return readme
 
 
@@ -216,7 +203,7 @@ def write_pr_body(doc: dict[str, Any]) -> Path:
     body = render(PR_TEMPLATE, doc)
     path = results.run_dir(doc) / PR_BODY_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, body)
+    results.write_atomic(path, body, mode=0o644)
     return path
 
 
